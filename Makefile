@@ -1,0 +1,25 @@
+# The two commands of the README: `make demo` and `make check`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEMO_ROOT ?= demo-data
+
+.PHONY: venv demo check lint typecheck test
+
+venv:
+	@bash scripts/venv.sh
+
+demo: venv
+	$(PY) -m zcollection.demo $(DEMO_ROOT)/altimetry
+	$(VENV)/bin/zcollection inspect $(DEMO_ROOT)/altimetry
+
+lint: venv
+	$(VENV)/bin/ruff check engine proto server client tests benchmarks
+	$(VENV)/bin/ruff format --check engine proto server client tests benchmarks
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+test: venv
+	$(PY) -m pytest -q
+
+check: lint typecheck test

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine
-from typing import Any, TypeVar
-
-T = TypeVar("T")
+from typing import Any
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
@@ -19,15 +17,13 @@ def _get_loop() -> asyncio.AbstractEventLoop:
     with _lock:
         if _loop is None or _loop.is_closed() or _thread is None or not _thread.is_alive():
             loop = asyncio.new_event_loop()
-            thread = threading.Thread(
-                target=loop.run_forever, name="zcollection-io", daemon=True
-            )
+            thread = threading.Thread(target=loop.run_forever, name="zcollection-io", daemon=True)
             thread.start()
             _loop, _thread = loop, thread
         return _loop
 
 
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+def run_sync[T](coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` on the background loop and wait for its result."""
     loop = _get_loop()
     if threading.current_thread() is _thread:

@@ -45,6 +45,12 @@ class CollectionNotFoundError(ZCollectionError):
     code = "COLLECTION_NOT_FOUND"
 
 
+class PartitionExistsError(CollectionExistsError):
+    """Raised when ``insert(overwrite=False)`` meets a partition that already exists."""
+
+    code = "PARTITION_EXISTS"
+
+
 class ReadOnlyError(ZCollectionError):
     """Raised when a write op is attempted on a read-only collection."""
 
@@ -90,6 +96,7 @@ ERROR_CLASSES: dict[str, type[ZCollectionError]] = {
         StoreError,
         ConflictError,
         CollectionExistsError,
+        PartitionExistsError,
         CollectionNotFoundError,
         ReadOnlyError,
         ExpressionError,

@@ -20,18 +20,14 @@ def shard_decision(
         return None
     while True:
         size = math.prod(shard) * itemsize
-        candidates = [
-            i for i, (s, n) in enumerate(zip(shard, shape, strict=True)) if s * 2 <= n
-        ]
+        candidates = [i for i, (s, n) in enumerate(zip(shard, shape, strict=True)) if s * 2 <= n]
         if not candidates or size * 2 > target_bytes:
             break
         best = max(candidates, key=lambda i: shard[i])
         shard[best] *= 2
     clipped = tuple(min(s, max(n, 1)) for s, n in zip(shard, shape, strict=True))
     # a shard must hold whole chunks: round down to a multiple of the chunk
-    result = tuple(
-        max(c, (s // c) * c) for s, c in zip(clipped, chunks, strict=True)
-    )
+    result = tuple(max(c, (s // c) * c) for s, c in zip(clipped, chunks, strict=True))
     if result == tuple(chunks):
         return None
     return result

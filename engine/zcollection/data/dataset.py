@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -79,10 +80,8 @@ class Dataset(Group):
         result = Dataset(self.schema, variables, attrs=self.attrs)
         for path, group in self.walk():
             if group is not self:
-                try:
+                with contextlib.suppress(KeyError):
                     result.get_group(path).attrs.update(group.attrs)
-                except KeyError:
-                    pass
         return result
 
     def dimension_size(self, dim: str) -> int | None:

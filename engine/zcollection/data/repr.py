@@ -33,15 +33,15 @@ def _variable_lines(group: Group) -> list[str]:
         for v in group.variables.values()
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    return [
-        f"    {a:<{widths[0]}}  {b:<{widths[1]}}  {c:<{widths[2]}}  {d}" for a, b, c, d in rows
-    ]
+    return [f"    {a:<{widths[0]}}  {b:<{widths[1]}}  {c:<{widths[2]}}  {d}" for a, b, c, d in rows]
 
 
 def group_repr(group: Group) -> str:
     """Return the multi-line repr of a group or dataset."""
     cls = type(group)
-    head = f"<{cls.__module__}.{cls.__name__} {group.long_name()!r}> Size: {human_size(group.nbytes)}"
+    head = (
+        f"<{cls.__module__}.{cls.__name__} {group.long_name()!r}> Size: {human_size(group.nbytes)}"
+    )
     dims = ", ".join(f"{k}: {v}" for k, v in group.dimensions.items())
     lines = [head, f"  Dimensions: ({dims})"]
     var_lines = _variable_lines(group)

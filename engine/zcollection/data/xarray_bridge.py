@@ -29,7 +29,7 @@ def _xarray() -> Any:
 def to_xarray(dataset: Dataset, group: str | None) -> xarray.Dataset:
     """Convert the variables of one group of ``dataset`` to an xarray Dataset."""
     xr = _xarray()
-    node = dataset if group in (None, "/") else dataset.get_group(group)  # type: ignore[arg-type]
+    node = dataset if group in (None, "/") else dataset.get_group(group)
     data_vars = {}
     for name, var in node.variables.items():
         attrs = dict(var.schema.attrs)

@@ -107,6 +107,6 @@ class SchemaBuilder:
         return DatasetSchema.from_group(self._root.freeze())
 
 
-def Schema() -> SchemaBuilder:  # noqa: N802 - documented factory name
+def Schema() -> SchemaBuilder:
     """Shorthand for SchemaBuilder."""
     return SchemaBuilder()

@@ -26,8 +26,6 @@ class DatasetSchema(GroupSchema):
         super().__post_init__()
         self._check_dimensions()
 
-    __hash__ = None  # type: ignore[assignment]
-
     def _check_dimensions(self) -> None:
         for parts, group in self.walk():
             visible = self.visible_dimensions(join_path(parts))

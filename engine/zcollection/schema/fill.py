@@ -38,9 +38,12 @@ def normalize_fill_value(dtype: numpy.dtype[Any], value: Any) -> Any:
         result = numpy.asarray(value).astype(dtype, casting="unsafe")[()]
     except (TypeError, ValueError, OverflowError) as exc:
         raise SchemaError(f"fill value {value!r} does not fit dtype {dtype}") from exc
-    if dtype.kind in "iu" and numpy.asarray(value).dtype.kind in "iub":
-        if int(result) != int(value):
-            raise SchemaError(f"fill value {value!r} overflows dtype {dtype}")
+    if (
+        dtype.kind in "iu"
+        and numpy.asarray(value).dtype.kind in "iub"
+        and int(result) != int(value)
+    ):
+        raise SchemaError(f"fill value {value!r} overflows dtype {dtype}")
     return result
 
 

@@ -87,7 +87,6 @@ def auto_codecs_default() -> CodecStack:
     return auto_codecs(None)
 
 
-
 @dataclass(frozen=True, eq=False)
 class VariableSchema:
     """All information needed to create a Zarr v3 array for one variable."""
@@ -105,7 +104,9 @@ class VariableSchema:
         check_name(self.name, "variable")
         dtype = parse_dtype(self.dtype)
         object.__setattr__(self, "dtype", dtype)
-        dims = tuple(self.dimensions) if not isinstance(self.dimensions, str) else (self.dimensions,)
+        dims = (
+            tuple(self.dimensions) if not isinstance(self.dimensions, str) else (self.dimensions,)
+        )
         for dim in dims:
             check_name(dim, "dimension")
         if len(set(dims)) != len(dims):

@@ -1,0 +1,602 @@
+"""Collection: a partitioned Zarr v3 collection on a Store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from .._sync import run_sync
+from ..config import config
+from ..data import Dataset, Variable
+from ..data.ops import concat, full_variable
+from ..errors import (
+    CatalogDisabledError,
+    CollectionExistsError,
+    CollectionNotFoundError,
+    PartitionExistsError,
+    ReadOnlyError,
+    SchemaError,
+)
+from ..merge import MergeCallable, resolve
+from ..partitioning import Partitioning, check_schema, compile_filter, partition_rows, sort_paths
+from ..schema import DatasetSchema
+from ..store import Store, StoreSession
+from ..store.base import delete_prefix, key_exists, list_dir, read_key, write_key
+from . import catalog
+from .config_file import CONFIG_KEY, CollectionConfig
+from .layout import parents, walk_partitions
+from .validate import conform
+from .zarr_io import (
+    PARTITION_KEY_ATTR,
+    gather_limited,
+    join,
+    read_array,
+    read_group_attrs,
+    write_array,
+    write_group,
+)
+
+IMMUTABLE_PREFIX = "_immutable"
+VIEW_CONFIG_KEY = "_zcollection_view.json"
+
+Key = tuple[tuple[str, int], ...]
+
+
+class Collection:
+    """A partitioned Zarr v3 collection on a Store."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        schema: DatasetSchema,
+        axis: str,
+        partitioning: Partitioning,
+        catalog_enabled: bool = False,
+        read_only: bool = False,
+    ) -> None:
+        self._store = store
+        self._schema = schema.with_partition_axis(axis)
+        self._axis = axis
+        self._partitioning = partitioning
+        self._catalog_enabled = catalog_enabled
+        self._read_only = read_only or store.read_only
+
+    # -- properties ---------------------------------------------------------------------
+    @property
+    def store(self) -> Store:
+        """Return the backing store."""
+        return self._store
+
+    @property
+    def schema(self) -> DatasetSchema:
+        """Return the bound dataset schema."""
+        return self._schema
+
+    @property
+    def axis(self) -> str:
+        """Return the name of the partition axis."""
+        return self._axis
+
+    @property
+    def partitioning(self) -> Partitioning:
+        """Return the partitioning strategy."""
+        return self._partitioning
+
+    @property
+    def read_only(self) -> bool:
+        """Return whether the collection is read-only."""
+        return self._read_only
+
+    @property
+    def catalog_enabled(self) -> bool:
+        """Return whether the collection keeps a catalog of its partitions."""
+        return self._catalog_enabled
+
+    def __repr__(self) -> str:
+        return (
+            f"<zcollection.Collection {self._store.root_uri} axis={self._axis!r} "
+            f"partitioning={self._partitioning.to_json()} read_only={self._read_only}>"
+        )
+
+    # -- create / open ------------------------------------------------------------------
+    @classmethod
+    async def create_async(
+        cls,
+        store: Store,
+        *,
+        schema: DatasetSchema,
+        axis: str,
+        partitioning: Partitioning,
+        catalog_enabled: bool = False,
+        overwrite: bool = False,
+    ) -> Collection:
+        """Write a new collection's root config on ``store`` and return a writable handle."""
+        if not isinstance(schema, DatasetSchema):
+            raise SchemaError("schema must be a DatasetSchema (use zcollection.Schema().build())")
+        bound = schema.with_partition_axis(axis)
+        if partitioning.dimension != axis:
+            raise SchemaError(
+                f"the partitioning splits dimension {partitioning.dimension!r}, "
+                f"but the collection axis is {axis!r}"
+            )
+        check_schema(partitioning, bound)
+        config_doc = CollectionConfig(
+            axis=axis, partitioning=partitioning, schema=bound, catalog_enabled=catalog_enabled
+        )
+        if store.read_only:
+            raise ReadOnlyError(f"cannot create a collection on read-only store {store.root_uri}")
+        async with store.session_async("create collection") as session:
+            zs = session.zarr_store()
+            exists = await key_exists(zs, CONFIG_KEY) or await key_exists(zs, VIEW_CONFIG_KEY)
+            if exists and not overwrite:
+                raise CollectionExistsError(f"a collection already exists at {store.root_uri}")
+            if exists or overwrite:
+                await delete_prefix(zs, "")
+            await write_group(zs, "", dict(bound.attrs))
+            if bound.all_variables_by_role(immutable=True):
+                await write_group(zs, IMMUTABLE_PREFIX)
+            if catalog_enabled:
+                await write_key(zs, catalog.CATALOG_KEY, catalog.encode([]))
+            await write_key(zs, CONFIG_KEY, config_doc.to_bytes())
+        return cls(
+            store,
+            schema=bound,
+            axis=axis,
+            partitioning=partitioning,
+            catalog_enabled=catalog_enabled,
+        )
+
+    @classmethod
+    def create(
+        cls,
+        store: Store,
+        *,
+        schema: DatasetSchema,
+        axis: str,
+        partitioning: Partitioning,
+        catalog_enabled: bool = False,
+        overwrite: bool = False,
+    ) -> Collection:
+        """Write a new collection's root config on ``store`` and return a writable handle."""
+        return run_sync(
+            cls.create_async(
+                store,
+                schema=schema,
+                axis=axis,
+                partitioning=partitioning,
+                catalog_enabled=catalog_enabled,
+                overwrite=overwrite,
+            )
+        )
+
+    @classmethod
+    async def open_async(cls, store: Store, *, read_only: bool = False) -> Collection:
+        """Open the collection stored on ``store``.
+
+        Raises:
+            CollectionNotFoundError: If ``store`` holds no collection (nothing is created).
+        """
+        raw = await store.read_bytes_async(CONFIG_KEY)
+        if raw is None:
+            raise CollectionNotFoundError(f"no collection at {store.root_uri}")
+        doc = CollectionConfig.from_bytes(raw, store.root_uri)
+        return cls(
+            store,
+            schema=doc.schema,
+            axis=doc.axis,
+            partitioning=doc.partitioning,
+            catalog_enabled=doc.catalog_enabled,
+            read_only=read_only,
+        )
+
+    @classmethod
+    def open(cls, store: Store, *, read_only: bool = False) -> Collection:
+        """Open the collection stored on ``store``."""
+        return run_sync(cls.open_async(store, read_only=read_only))
+
+    # -- helpers ------------------------------------------------------------------------
+    def _check_writable(self, what: str) -> None:
+        if self._read_only:
+            raise ReadOnlyError(
+                f"cannot {what}: the collection at {self._store.root_uri} is read-only"
+            )
+
+    def _compile(self, filters: str | None) -> Callable[[dict[str, Any]], bool]:
+        return compile_filter(filters, names=self._partitioning.axis)
+
+    def _resolve_variables(self, variables: Iterable[str] | None) -> list[str]:
+        """Return absolute paths of the requested variables (all when None), schema order."""
+        everything = list(self._schema.all_variables())
+        if variables is None:
+            return everything
+        if isinstance(variables, str):
+            variables = [variables]
+        wanted = {self._schema.resolve(v) for v in variables}
+        return [p for p in everything if p in wanted]
+
+    def _merge_axis(self) -> str:
+        """Return the variable merge strategies compare rows on."""
+        candidates = [self._axis, *self._partitioning_variables()]
+        for name in candidates:
+            var = self._schema.variables.get(name)
+            if var is not None and var.dimensions == (self._axis,):
+                return name
+        return self._axis
+
+    def _partitioning_variables(self) -> tuple[str, ...]:
+        names = getattr(self._partitioning, "variables", None)
+        if isinstance(names, tuple):
+            return names
+        return tuple(self._partitioning.axis)
+
+    async def _listing(self, zs: Any) -> list[str]:
+        if self._catalog_enabled:
+            raw = await read_key(zs, catalog.CATALOG_KEY)
+            if raw is not None:
+                paths = catalog.decode(raw)
+                if paths is not None:
+                    return sort_paths(self._partitioning, paths)
+        return await walk_partitions(zs, self._partitioning)
+
+    async def _select_paths(self, filters: str | None, zs: Any | None = None) -> list[str]:
+        predicate = self._compile(filters)
+        paths = await self._listing(zs if zs is not None else self._store.zarr_store())
+        if filters is None or not filters.strip():
+            return paths
+        return [p for p in paths if predicate(dict(self._partitioning.decode(p)))]
+
+    # -- listing ------------------------------------------------------------------------
+    async def partitions_async(self, *, filters: str | None = None) -> list[str]:
+        """Return relative partition paths in key order, optionally filtered."""
+        return await self._select_paths(filters)
+
+    def partitions(self, *, filters: str | None = None) -> Iterator[str]:
+        """Yield relative partition paths in key order, optionally filtered.
+
+        Raises:
+            ExpressionError: If ``filters`` is malformed or names an unknown key.
+        """
+        self._compile(filters)
+        yield from run_sync(self.partitions_async(filters=filters))
+
+    # -- reading ------------------------------------------------------------------------
+    async def _read_immutable(self, zs: Any, paths: list[str]) -> dict[str, Variable]:
+        wanted = [p for p in paths if self._schema.all_variables()[p].immutable]
+        arrays = await asyncio.gather(*(read_array(zs, join(IMMUTABLE_PREFIX, p)) for p in wanted))
+        result = {}
+        for path, array in zip(wanted, arrays, strict=True):
+            var = self._schema.all_variables()[path]
+            if array is None:
+                sizes = {d: self._schema.all_dimensions()[d].size or 0 for d in var.dimensions}
+                result[path] = full_variable(var, sizes)
+            else:
+                result[path] = Variable(var, array)
+        return result
+
+    async def _partition_length(self, zs: Any, path: str) -> int:
+        for var_path, var in self._schema.all_variables().items():
+            if var.immutable:
+                continue
+            array = await read_array(zs, join(path, var_path), selection=Ellipsis)
+            if array is not None:
+                return int(array.shape[var.dimensions.index(self._axis)])
+        return 0
+
+    async def _read_partition(
+        self, zs: Any, path: str, var_paths: list[str]
+    ) -> dict[str, Variable]:
+        """Read the partitioned variables ``var_paths`` of one partition (missing -> filled)."""
+        all_vars = self._schema.all_variables()
+        wanted = [p for p in var_paths if not all_vars[p].immutable]
+        arrays = await asyncio.gather(*(read_array(zs, join(path, p)) for p in wanted))
+        length: int | None = None
+        for var_path, array in zip(wanted, arrays, strict=True):
+            if array is not None:
+                length = int(array.shape[all_vars[var_path].dimensions.index(self._axis)])
+                break
+        if length is None and any(a is None for a in arrays):
+            length = await self._partition_length(zs, path)
+        sizes = {n: d.size or 0 for n, d in self._schema.all_dimensions().items()}
+        sizes[self._axis] = length or 0
+        result: dict[str, Variable] = {}
+        for var_path, array in zip(wanted, arrays, strict=True):
+            var = all_vars[var_path]
+            result[var_path] = full_variable(var, sizes) if array is None else Variable(var, array)
+        return result
+
+    def _dataset(self, var_paths: list[str], variables: dict[str, Variable]) -> Dataset:
+        schema = self._schema.select(var_paths) if var_paths else self._schema.select([])
+        ordered = {p.lstrip("/"): variables[p] for p in var_paths if p in variables}
+        return Dataset(schema, ordered, attrs=dict(self._schema.attrs))
+
+    async def _load(
+        self, zs: Any, path: str, var_paths: list[str], immutable: dict[str, Variable]
+    ) -> Dataset:
+        variables = await self._read_partition(zs, path, var_paths)
+        variables.update({p: v for p, v in immutable.items() if p not in variables})
+        return self._dataset(var_paths, variables)
+
+    async def query_async(
+        self, *, filters: str | None = None, variables: Iterable[str] | None = None
+    ) -> Dataset | None:
+        """Read matching partitions and return the concatenated dataset (None if none match)."""
+        var_paths = self._resolve_variables(variables)
+        zs = self._store.zarr_store()
+        paths = await self._select_paths(filters, zs)
+        if not paths:
+            return None
+        partitioned = [p for p in var_paths if not self._schema.all_variables()[p].immutable]
+        parts = await gather_limited(
+            config["partition.concurrency"],
+            [self._read_partition(zs, path, partitioned) for path in paths],
+        )
+        immutable = await self._read_immutable(zs, var_paths)
+        datasets = [self._dataset(partitioned, part) for part in parts]
+        merged = concat(datasets, self._axis) if partitioned else datasets[0]
+        result = dict(immutable)
+        result.update({"/" + k: v for k, v in merged.all_variables().items()})
+        return self._dataset(var_paths, result)
+
+    def query(
+        self, *, filters: str | None = None, variables: Iterable[str] | None = None
+    ) -> Dataset | None:
+        """Read matching partitions and return the concatenated dataset (None if none match).
+
+        Raises:
+            ExpressionError: If ``filters`` is malformed or names an unknown key.
+            SchemaError: If ``variables`` names an unknown variable.
+        """
+        return run_sync(self.query_async(filters=filters, variables=variables))
+
+    async def map_async(
+        self,
+        fn: Callable[[Dataset], Any],
+        *,
+        filters: str | None = None,
+        variables: Iterable[str] | None = None,
+    ) -> dict[str, Any]:
+        """Apply ``fn`` to each matching partition; return ``{partition_path: fn(dataset)}``."""
+        var_paths = self._resolve_variables(variables)
+        zs = self._store.zarr_store()
+        paths = await self._select_paths(filters, zs)
+        immutable = await self._read_immutable(zs, var_paths)
+        loop = asyncio.get_running_loop()
+
+        async def one(path: str) -> Any:
+            ds = await self._load(zs, path, var_paths, immutable)
+            return await loop.run_in_executor(None, fn, ds)
+
+        results = await gather_limited(config["partition.concurrency"], [one(p) for p in paths])
+        return dict(zip(paths, results, strict=True))
+
+    def map(
+        self,
+        fn: Callable[[Dataset], Any],
+        *,
+        filters: str | None = None,
+        variables: Iterable[str] | None = None,
+    ) -> dict[str, Any]:
+        """Apply ``fn`` to each matching partition; return ``{partition_path: fn(dataset)}``."""
+        return run_sync(self.map_async(fn, filters=filters, variables=variables))
+
+    # -- writing ------------------------------------------------------------------------
+    async def _write_partition(self, zs: Any, path: str, key: Key, dataset: Dataset) -> None:
+        """Replace the partition at ``path`` by ``dataset`` (partitioned variables only).
+
+        The group's key attribute is written last: a partition interrupted half-way is never
+        listed as complete.
+        """
+        await delete_prefix(zs, path)
+        all_vars = self._schema.all_variables()
+        writes = []
+        for rel, var in dataset.all_variables().items():
+            schema_var = all_vars["/" + rel]
+            if schema_var.immutable:
+                continue
+            writes.append(
+                write_array(zs, join(path, rel), schema_var, var.to_numpy(), self._schema)
+            )
+        await asyncio.gather(*writes)
+        for parts, group in self._schema.walk():
+            if parts and group.all_variables():
+                await write_group(zs, join(path, *parts), dict(group.attrs))
+        await write_group(zs, path, {PARTITION_KEY_ATTR: [[name, value] for name, value in key]})
+
+    async def _write_immutable(self, zs: Any, dataset: Dataset) -> None:
+        all_vars = self._schema.all_variables()
+        items = [
+            (rel, var)
+            for rel, var in dataset.all_variables().items()
+            if all_vars["/" + rel].immutable
+        ]
+        if not items:
+            return
+        await write_group(zs, IMMUTABLE_PREFIX)
+        await asyncio.gather(
+            *(
+                write_array(
+                    zs,
+                    join(IMMUTABLE_PREFIX, rel),
+                    all_vars["/" + rel],
+                    var.to_numpy(),
+                    self._schema,
+                )
+                for rel, var in items
+            )
+        )
+        for parts, group in self._schema.walk():
+            if parts and any(v.immutable for v in group.all_variables().values()):
+                await write_group(zs, join(IMMUTABLE_PREFIX, *parts), dict(group.attrs))
+
+    async def _update_catalog(
+        self, session: StoreSession, added: Iterable[str] = (), removed: Iterable[str] = ()
+    ) -> None:
+        if not self._catalog_enabled:
+            return
+        zs = session.zarr_store()
+        raw = await read_key(zs, catalog.CATALOG_KEY)
+        current = catalog.decode(raw) if raw is not None else None
+        if current is None:
+            current = await walk_partitions(zs, self._partitioning)
+        paths = (set(current) | set(added)) - set(removed)
+        await write_key(zs, catalog.CATALOG_KEY, catalog.encode(paths))
+
+    async def insert_async(
+        self,
+        dataset: Dataset,
+        *,
+        overwrite: bool = True,
+        merge: str | MergeCallable | None = None,
+    ) -> list[str]:
+        """Insert ``dataset``, split by the partitioning; return the written partition paths."""
+        self._check_writable("insert")
+        strategy = resolve(merge)
+        data = conform(dataset, self._schema, self._axis, required=self._partitioning_variables())
+        rows = partition_rows(self._partitioning, data)
+        dim = self._partitioning.dimension
+        async with self._store.session_async("insert") as session:
+            zs = session.zarr_store()
+            targets = [(self._partitioning.encode(key), key, index) for key, index in rows]
+            existing_attrs = await asyncio.gather(*(read_group_attrs(zs, t[0]) for t in targets))
+            exists = {
+                path: bool(attrs and PARTITION_KEY_ATTR in attrs)
+                for (path, _, _), attrs in zip(targets, existing_attrs, strict=True)
+            }
+            if not overwrite:
+                clash = [p for p, e in exists.items() if e]
+                if clash:
+                    raise PartitionExistsError(
+                        f"partition(s) {clash} already exist and overwrite=False"
+                    )
+            await self._write_immutable(zs, data)
+            partitioned = [p for p, v in self._schema.all_variables().items() if not v.immutable]
+            merge_axis = self._merge_axis()
+
+            moving = data.select(
+                ["/" + p for p, v in data.all_variables().items() if not v.schema.immutable]
+            )
+
+            async def one(path: str, key: Key, index: Any) -> None:
+                part = moving.isel(dim, index)
+                if strategy is not None and exists[path]:
+                    stored = self._dataset(
+                        partitioned, await self._read_partition(zs, path, partitioned)
+                    )
+                    part = strategy(stored, part, axis=merge_axis, partitioning_dim=dim)
+                await self._write_partition(zs, path, key, part)
+
+            await gather_limited(
+                config["partition.concurrency"], [one(p, k, i) for p, k, i in targets]
+            )
+            written = [p for p, _, _ in targets]
+            await self._update_catalog(session, added=written)
+        return written
+
+    def insert(
+        self,
+        dataset: Dataset,
+        *,
+        overwrite: bool = True,
+        merge: str | MergeCallable | None = None,
+    ) -> list[str]:
+        """Insert ``dataset`` into the collection; return the written partition paths.
+
+        Raises:
+            ReadOnlyError: If the collection is read-only.
+            KeyError: If ``merge`` is an unknown strategy name.
+            PartitionError: If the dataset lacks the partitioning variables.
+            SchemaError: If the dataset does not match the collection schema.
+        """
+        return run_sync(self.insert_async(dataset, overwrite=overwrite, merge=merge))
+
+    async def update_async(
+        self,
+        fn: Callable[[Dataset], Dataset],
+        *,
+        filters: str | None = None,
+        variables: Iterable[str] | None = None,
+    ) -> list[str]:
+        """Rewrite each matching partition with ``fn(partition)``; return the paths written."""
+        self._check_writable("update")
+        var_paths = self._resolve_variables(variables)
+        async with self._store.session_async("update") as session:
+            zs = session.zarr_store()
+            paths = await self._select_paths(filters, zs)
+            immutable = await self._read_immutable(zs, var_paths)
+            loop = asyncio.get_running_loop()
+
+            async def one(path: str) -> None:
+                ds = await self._load(zs, path, var_paths, immutable)
+                result = await loop.run_in_executor(None, fn, ds)
+                if not isinstance(result, Dataset):
+                    raise SchemaError(
+                        f"update function returned {type(result).__name__}, expected a Dataset"
+                    )
+                new = conform(result, self._schema, self._axis, require_all=False)
+                await self._write_partition(zs, path, self._partitioning.decode(path), new)
+
+            await gather_limited(config["partition.concurrency"], [one(p) for p in paths])
+        return paths
+
+    def update(
+        self,
+        fn: Callable[[Dataset], Dataset],
+        *,
+        filters: str | None = None,
+        variables: Iterable[str] | None = None,
+    ) -> list[str]:
+        """Read each matching partition, transform it with ``fn`` and write it back wholesale."""
+        return run_sync(self.update_async(fn, filters=filters, variables=variables))
+
+    async def drop_partitions_async(self, *, filters: str | None = None) -> list[str]:
+        """Delete matching partitions (every partition when ``filters`` is None)."""
+        self._check_writable("drop partitions")
+        async with self._store.session_async("drop partitions") as session:
+            zs = session.zarr_store()
+            paths = await self._select_paths(filters, zs)
+            for path in paths:
+                await delete_prefix(zs, path)
+            for parent in sorted(
+                {p for path in paths for p in parents(path)}, key=len, reverse=True
+            ):
+                children = await list_dir(zs, parent)
+                if set(children) <= {"zarr.json"}:
+                    await delete_prefix(zs, parent)
+            await self._update_catalog(session, removed=paths)
+        return paths
+
+    def drop_partitions(self, *, filters: str | None = None) -> list[str]:
+        """Delete matching partitions; return their paths.
+
+        Raises:
+            ReadOnlyError: If the collection is read-only.
+            ExpressionError: If ``filters`` is malformed.
+        """
+        return run_sync(self.drop_partitions_async(filters=filters))
+
+    async def repair_catalog_async(self) -> list[str]:
+        """Rebuild the catalog by walking the store; return the new path list."""
+        if not self._catalog_enabled:
+            raise CatalogDisabledError(
+                f"the collection at {self._store.root_uri} has no catalog to repair"
+            )
+        self._check_writable("repair the catalog")
+        async with self._store.session_async("repair catalog") as session:
+            zs = session.zarr_store()
+            paths = await walk_partitions(zs, self._partitioning)
+            await write_key(zs, catalog.CATALOG_KEY, catalog.encode(paths))
+        return paths
+
+    def repair_catalog(self) -> list[str]:
+        """Rebuild the catalog by walking the store; return the new path list.
+
+        Raises:
+            RuntimeError: (CatalogDisabledError) if the collection has no catalog.
+            ReadOnlyError: If the collection is read-only.
+        """
+        return run_sync(self.repair_catalog_async())
+
+
+__all__ = ["Collection"]

@@ -1,0 +1,153 @@
+"""Zarr v3 arrays and groups of one partition: the only place codec data becomes zarr codecs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import warnings
+from typing import Any
+
+import numpy
+import zarr.api.asynchronous as zarr_async
+from zarr.abc.store import Store as ZarrStoreABC
+from zarr.errors import NodeNotFoundError, UnstableSpecificationWarning
+from zarr.storage import StorePath
+
+from ..codecs import CodecStack, shard_decision
+from ..errors import StoreError
+from ..schema import DatasetSchema, VariableSchema
+from ..store.base import read_key, write_key
+
+# Fixed-width bytes have no final Zarr v3 spec yet; the format is stable for our purposes.
+warnings.filterwarnings("ignore", category=UnstableSpecificationWarning)
+
+#: Attribute of a partition group that holds its key; written last, so its presence marks a
+#: complete partition.
+PARTITION_KEY_ATTR = "_zc_partition_key"
+
+
+def join(*parts: str) -> str:
+    """Join store path components with "/"."""
+    return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
+
+
+def group_document(attrs: dict[str, Any] | None = None) -> bytes:
+    """Return the zarr.json of a Zarr v3 group."""
+    doc = {"zarr_format": 3, "node_type": "group", "attributes": attrs or {}}
+    return json.dumps(doc, allow_nan=True).encode()
+
+
+async def write_group(store: ZarrStoreABC, path: str, attrs: dict[str, Any] | None = None) -> None:
+    """Write (or rewrite) the zarr.json of the group at ``path``."""
+    await write_key(store, join(path, "zarr.json"), group_document(attrs))
+
+
+async def read_group_attrs(store: ZarrStoreABC, path: str) -> dict[str, Any] | None:
+    """Return the attributes of the group at ``path`` (None when there is no group)."""
+    raw = await read_key(store, join(path, "zarr.json"))
+    if raw is None:
+        return None
+    try:
+        doc = json.loads(raw)
+    except ValueError as exc:
+        raise StoreError(f"corrupt group metadata at {path!r}: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("node_type") != "group":
+        return None
+    attrs = doc.get("attributes") or {}
+    return attrs if isinstance(attrs, dict) else {}
+
+
+def _chunk_shape(
+    var: VariableSchema, shape: tuple[int, ...], schema: DatasetSchema
+) -> tuple[int, ...]:
+    chunks = schema.dim_chunks
+    return tuple(
+        max(1, min(chunks.get(dim) or extent, extent) if extent else 1)
+        for dim, extent in zip(var.dimensions, shape, strict=True)
+    )
+
+
+def _shard_shape(
+    var: VariableSchema, shape: tuple[int, ...], chunks: tuple[int, ...], schema: DatasetSchema
+) -> tuple[int, ...] | None:
+    dims = schema.all_dimensions()
+    explicit = [dims[d].shards if d in dims else None for d in var.dimensions]
+    if any(s is not None for s in explicit):
+        shard = tuple(
+            max(c, min(s or c, max(n, 1)) // c * c)
+            for s, c, n in zip(explicit, chunks, shape, strict=True)
+        )
+        return None if shard == chunks else shard
+    stack: CodecStack = var.codecs
+    if not stack.sharded or stack.shard_target_bytes is None:
+        return None
+    return shard_decision(shape, chunks, var.dtype.itemsize, stack.shard_target_bytes)
+
+
+async def write_array(
+    store: ZarrStoreABC,
+    path: str,
+    var: VariableSchema,
+    data: numpy.ndarray[Any, Any],
+    schema: DatasetSchema,
+) -> None:
+    """Create the Zarr array of ``var`` at ``path`` and write ``data`` into it."""
+    shape = tuple(int(s) for s in data.shape)
+    chunks = _chunk_shape(var, shape, schema)
+    shards = _shard_shape(var, shape, chunks, schema)
+    stack = var.codecs
+    kwargs: dict[str, Any] = {
+        "filters": list(stack.array_to_array),
+        "compressors": list(stack.bytes_to_bytes),
+    }
+    if stack.array_to_bytes is not None:
+        kwargs["serializer"] = stack.array_to_bytes
+    try:
+        array = await zarr_async.create_array(
+            StorePath(store, path),
+            shape=shape,
+            dtype=var.dtype,
+            chunks=chunks,
+            shards=shards,
+            fill_value=var.fill_value,
+            dimension_names=list(var.dimensions),
+            attributes=_jsonable_attrs(var.attrs),
+            overwrite=True,
+            zarr_format=3,
+            **kwargs,
+        )
+        if data.size:
+            await array.setitem(Ellipsis, numpy.ascontiguousarray(data))
+    except (OSError, ValueError, TypeError) as exc:
+        raise StoreError(f"cannot write array {path!r}: {exc}") from exc
+
+
+async def read_array(
+    store: ZarrStoreABC, path: str, selection: Any = Ellipsis
+) -> numpy.ndarray[Any, Any] | None:
+    """Read the Zarr array at ``path`` (None when it does not exist)."""
+    try:
+        array = await zarr_async.open_array(store=StorePath(store, path), zarr_format=3)
+    except (FileNotFoundError, KeyError, NodeNotFoundError):
+        return None
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"cannot open array {path!r}: {exc}") from exc
+    result = await array.getitem(selection)
+    return numpy.asarray(result)
+
+
+async def gather_limited(limit: int, coros: list[Any]) -> list[Any]:
+    """Run coroutines with at most ``limit`` in flight; results in input order."""
+    semaphore = asyncio.Semaphore(max(1, limit))
+
+    async def run(coro: Any) -> Any:
+        async with semaphore:
+            return await coro
+
+    return list(await asyncio.gather(*(run(c) for c in coros)))
+
+
+def _jsonable_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+    from ..schema.variable import to_jsonable
+
+    return to_jsonable(attrs)

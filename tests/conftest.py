@@ -1,0 +1,116 @@
+"""Shared fixtures: store back-ends for the collection behaviour suite and sample data.
+
+The ``backend`` fixture is parametrised over store kinds; more kinds (S3, icechunk, a remote
+Flight server) plug in by adding a factory to ``BACKEND_FACTORIES``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy
+import pytest
+import zcollection as zc
+
+
+@dataclass
+class Backend:
+    """A place to put collections during one test."""
+
+    kind: str
+    make_url: Callable[[str], str]
+
+    def url(self, name: str = "coll") -> str:
+        """Return the URL of a collection called ``name`` on this back-end."""
+        return self.make_url(name)
+
+    def snapshot(self, name: str = "coll") -> dict[str, str]:
+        """Return ``{key: sha256}`` of everything stored for collection ``name``."""
+        store = zc.open_store(self.url(name), read_only=True)
+        result = {}
+        for key in store.list_prefix(""):
+            data = store.read_bytes(key)
+            result[key] = hashlib.sha256(data or b"").hexdigest()
+        return result
+
+
+def _memory(tmp_path: Path) -> Backend:
+    tag = uuid.uuid4().hex[:8]
+    return Backend("memory", lambda name: f"memory://{tag}-{name}")
+
+
+def _local(tmp_path: Path) -> Backend:
+    return Backend("local", lambda name: str(tmp_path / name))
+
+
+BACKEND_FACTORIES: dict[str, Callable[[Path], Backend]] = {"memory": _memory, "local": _local}
+
+
+@pytest.fixture(params=sorted(BACKEND_FACTORIES))
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """Each store back-end in turn."""
+    yield BACKEND_FACTORIES[request.param](tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _reset_config() -> Iterator[None]:
+    yield
+    zc.config.reset()
+
+
+def altimetry_schema(x_ac: int = 4, catalog_profile: str = "local-fast") -> zc.DatasetSchema:
+    """A small version of the reference workload schema."""
+    return (
+        zc.Schema()
+        .with_dimension("time", chunks=64)
+        .with_dimension("x_ac", size=x_ac, chunks=x_ac)
+        .with_attribute("title", "test")
+        .with_variable("time", dtype="datetime64[ns]", dimensions=("time",))
+        .with_variable(
+            "ssh",
+            dtype="float32",
+            dimensions=("time", "x_ac"),
+            fill_value=numpy.float32("nan"),
+            codecs=zc.codecs.profile(catalog_profile),
+            attrs={"units": "m"},
+        )
+        .with_variable("x_ac", dtype="int16", dimensions=("x_ac",), fill_value=-1)
+        .build()
+    )
+
+
+def altimetry_dataset(
+    start: str, days: int, per_day: int = 4, x_ac: int = 4, seed: int = 0
+) -> zc.Dataset:
+    """Rows every ``24 / per_day`` hours from ``start`` for ``days`` days."""
+    schema = altimetry_schema(x_ac)
+    n = days * per_day
+    time = numpy.datetime64(start, "ns") + numpy.arange(n) * numpy.timedelta64(
+        86_400 * 10**9 // per_day, "ns"
+    )
+    rng = numpy.random.default_rng(seed)
+    return zc.Dataset(
+        schema,
+        [
+            zc.Variable(schema.variables["time"], time),
+            zc.Variable(schema.variables["ssh"], rng.normal(size=(n, x_ac)).astype("float32")),
+            zc.Variable(schema.variables["x_ac"], numpy.arange(x_ac, dtype="int16")),
+        ],
+    )
+
+
+@pytest.fixture
+def make_altimetry() -> Callable[..., zc.Dataset]:
+    """Factory of altimetry datasets."""
+    return altimetry_dataset
+
+
+@pytest.fixture
+def monthly() -> Any:
+    """The monthly Date partitioning of the altimetry data."""
+    return zc.partitioning.Date("time", resolution="M")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -17,6 +18,7 @@ from .api import open_collection
 from .collection import Collection
 from .data.repr import human_size
 from .errors import ExpressionError, InvalidURLError, ZCollectionError
+from .schema.fill import fill_value_to_json
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -78,20 +80,20 @@ def _inspect_text(info: dict[str, Any], collection: Collection) -> str:
     for path, var in collection.schema.all_variables().items():
         kind = "immutable" if var.immutable else "partitioned"
         lines.append(
-            f"    {path} ({', '.join(var.dimensions)}) {var.dtype} fill={var.fill_value!r} [{kind}]"
+            f"    {path} ({', '.join(var.dimensions)}) {var.dtype} "
+            f"fill={json.dumps(fill_value_to_json(var.dtype, var.fill_value))} [{kind}]"
         )
     dims = collection.schema.all_dimensions()
     lines.append(
         "  dimensions: "
         + ", ".join(f"{d.name}={d.size if d.size is not None else '*'}" for d in dims.values())
     )
-    sample = collection.schema.all_variables()
-    row_bytes = sum(
-        v.dtype.itemsize
-        for v in sample.values()
-        if not v.immutable and all(d == collection.axis or dims[d].size for d in v.dimensions)
-    )
-    lines.append(f"  bytes per row (uncompressed, 1-D part): {human_size(row_bytes)}")
+    row_bytes = 0
+    for var in collection.schema.all_variables().values():
+        if not var.immutable:
+            extents = [dims[d].size or 1 for d in var.dimensions if d != collection.axis]
+            row_bytes += var.dtype.itemsize * math.prod(extents)
+    lines.append(f"  uncompressed bytes per row: {human_size(row_bytes)}")
     return "\n".join(lines)
 
 

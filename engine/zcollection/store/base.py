@@ -91,6 +91,8 @@ async def delete_prefix(store: ZarrStoreABC, prefix: str) -> None:
             await store.delete_dir(prefix)
         else:
             await store.clear()
+    except FileNotFoundError:
+        return
     except OSError as exc:
         raise StoreError(f"cannot delete {prefix!r}: {exc}") from exc
 

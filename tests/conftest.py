@@ -1,12 +1,16 @@
 """Shared fixtures: store back-ends for the collection behaviour suite and sample data.
 
-The ``backend`` fixture is parametrised over store kinds; more kinds (S3, icechunk, a remote
-Flight server) plug in by adding a factory to ``BACKEND_FACTORIES``.
+The ``backend`` fixture is parametrised over store kinds. More kinds (S3, icechunk, a remote
+Flight server) plug in as modules ``tests/backends/<kind>.py`` that define
+``FACTORIES: dict[str, Callable[[pytest.FixtureRequest, Path], Backend]]``; they are loaded
+here by path, so they need no package.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -39,22 +43,37 @@ class Backend:
         return result
 
 
-def _memory(tmp_path: Path) -> Backend:
+def _memory(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     tag = uuid.uuid4().hex[:8]
     return Backend("memory", lambda name: f"memory://{tag}-{name}")
 
 
-def _local(tmp_path: Path) -> Backend:
+def _local(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     return Backend("local", lambda name: str(tmp_path / name))
 
 
-BACKEND_FACTORIES: dict[str, Callable[[Path], Backend]] = {"memory": _memory, "local": _local}
+BackendFactory = Callable[[pytest.FixtureRequest, Path], Backend]
+BACKEND_FACTORIES: dict[str, BackendFactory] = {"memory": _memory, "local": _local}
+
+
+def _load_backend_plugins() -> None:
+    folder = Path(__file__).parent / "backends"
+    for path in sorted(folder.glob("*.py")):
+        spec = importlib.util.spec_from_file_location(f"_zc_test_backend_{path.stem}", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        BACKEND_FACTORIES.update(getattr(module, "FACTORIES", {}))
+
+
+_load_backend_plugins()
 
 
 @pytest.fixture(params=sorted(BACKEND_FACTORIES))
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     """Each store back-end in turn."""
-    yield BACKEND_FACTORIES[request.param](tmp_path)
+    yield BACKEND_FACTORIES[request.param](request, tmp_path)
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,7 @@ from ..merge import MergeCallable, resolve
 from ..partitioning import Partitioning, check_schema, compile_filter, partition_rows, sort_paths
 from ..schema import DatasetSchema
 from ..store import Store, StoreSession
-from ..store.base import delete_prefix, key_exists, list_dir, read_key, write_key
+from ..store.base import delete_prefix, list_dir
 from . import catalog
 from .config_file import CONFIG_KEY, CollectionConfig
 from .layout import parents, walk_partitions
@@ -129,7 +129,9 @@ class Collection:
             raise ReadOnlyError(f"cannot create a collection on read-only store {store.root_uri}")
         async with store.session_async("create collection") as session:
             zs = session.zarr_store()
-            exists = await key_exists(zs, CONFIG_KEY) or await key_exists(zs, VIEW_CONFIG_KEY)
+            exists = await session.meta_exists_async(CONFIG_KEY) or await session.meta_exists_async(
+                VIEW_CONFIG_KEY
+            )
             if exists and not overwrite:
                 raise CollectionExistsError(f"a collection already exists at {store.root_uri}")
             if exists or overwrite:
@@ -138,8 +140,8 @@ class Collection:
             if bound.all_variables_by_role(immutable=True):
                 await write_group(zs, IMMUTABLE_PREFIX)
             if catalog_enabled:
-                await write_key(zs, catalog.CATALOG_KEY, catalog.encode([]))
-            await write_key(zs, CONFIG_KEY, config_doc.to_bytes())
+                await session.write_meta_async(catalog.CATALOG_KEY, catalog.encode([]))
+            await session.write_meta_async(CONFIG_KEY, config_doc.to_bytes())
         return cls(
             store,
             schema=bound,
@@ -178,7 +180,7 @@ class Collection:
         Raises:
             CollectionNotFoundError: If ``store`` holds no collection (nothing is created).
         """
-        raw = await store.read_bytes_async(CONFIG_KEY)
+        raw = await store.read_meta_async(CONFIG_KEY)
         if raw is None:
             raise CollectionNotFoundError(f"no collection at {store.root_uri}")
         doc = CollectionConfig.from_bytes(raw, store.root_uri)
@@ -231,18 +233,21 @@ class Collection:
             return names
         return tuple(self._partitioning.axis)
 
-    async def _listing(self, zs: Any) -> list[str]:
+    async def _listing(self, io: Store | StoreSession) -> list[str]:
+        zs = io.zarr_store()
         if self._catalog_enabled:
-            raw = await read_key(zs, catalog.CATALOG_KEY)
+            raw = await io.read_meta_async(catalog.CATALOG_KEY)
             if raw is not None:
                 paths = catalog.decode(raw)
                 if paths is not None:
                     return sort_paths(self._partitioning, paths)
         return await walk_partitions(zs, self._partitioning)
 
-    async def _select_paths(self, filters: str | None, zs: Any | None = None) -> list[str]:
+    async def _select_paths(
+        self, filters: str | None, io: Store | StoreSession | None = None
+    ) -> list[str]:
         predicate = self._compile(filters)
-        paths = await self._listing(zs if zs is not None else self._store.zarr_store())
+        paths = await self._listing(io if io is not None else self._store)
         if filters is None or not filters.strip():
             return paths
         return [p for p in paths if predicate(dict(self._partitioning.decode(p)))]
@@ -324,7 +329,7 @@ class Collection:
         """Read matching partitions and return the concatenated dataset (None if none match)."""
         var_paths = self._resolve_variables(variables)
         zs = self._store.zarr_store()
-        paths = await self._select_paths(filters, zs)
+        paths = await self._select_paths(filters)
         if not paths:
             return None
         partitioned = [p for p in var_paths if not self._schema.all_variables()[p].immutable]
@@ -360,7 +365,7 @@ class Collection:
         """Apply ``fn`` to each matching partition; return ``{partition_path: fn(dataset)}``."""
         var_paths = self._resolve_variables(variables)
         zs = self._store.zarr_store()
-        paths = await self._select_paths(filters, zs)
+        paths = await self._select_paths(filters)
         immutable = await self._read_immutable(zs, var_paths)
         loop = asyncio.get_running_loop()
 
@@ -436,12 +441,12 @@ class Collection:
         if not self._catalog_enabled:
             return
         zs = session.zarr_store()
-        raw = await read_key(zs, catalog.CATALOG_KEY)
+        raw = await session.read_meta_async(catalog.CATALOG_KEY)
         current = catalog.decode(raw) if raw is not None else None
         if current is None:
             current = await walk_partitions(zs, self._partitioning)
         paths = (set(current) | set(added)) - set(removed)
-        await write_key(zs, catalog.CATALOG_KEY, catalog.encode(paths))
+        await session.write_meta_async(catalog.CATALOG_KEY, catalog.encode(paths))
 
     async def insert_async(
         self,
@@ -523,7 +528,7 @@ class Collection:
         var_paths = self._resolve_variables(variables)
         async with self._store.session_async("update") as session:
             zs = session.zarr_store()
-            paths = await self._select_paths(filters, zs)
+            paths = await self._select_paths(filters, session)
             immutable = await self._read_immutable(zs, var_paths)
             loop = asyncio.get_running_loop()
 
@@ -555,7 +560,7 @@ class Collection:
         self._check_writable("drop partitions")
         async with self._store.session_async("drop partitions") as session:
             zs = session.zarr_store()
-            paths = await self._select_paths(filters, zs)
+            paths = await self._select_paths(filters, session)
             for path in paths:
                 await delete_prefix(zs, path)
             for parent in sorted(
@@ -586,7 +591,7 @@ class Collection:
         async with self._store.session_async("repair catalog") as session:
             zs = session.zarr_store()
             paths = await walk_partitions(zs, self._partitioning)
-            await write_key(zs, catalog.CATALOG_KEY, catalog.encode(paths))
+            await session.write_meta_async(catalog.CATALOG_KEY, catalog.encode(paths))
         return paths
 
     def repair_catalog(self) -> list[str]:

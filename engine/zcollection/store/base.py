@@ -14,6 +14,26 @@ from .._sync import run_sync
 from ..errors import StoreError
 
 
+class MetaFiles:
+    """How a store keeps the collection's non-Zarr files (config, catalog, view config).
+
+    The default keeps each at its own key; stores that hold only Zarr nodes (icechunk)
+    override this.
+    """
+
+    async def read(self, store: ZarrStoreABC, key: str) -> bytes | None:
+        """Return the content of meta file ``key`` (None when absent)."""
+        return await read_key(store, key)
+
+    async def write(self, store: ZarrStoreABC, key: str, data: bytes) -> None:
+        """Write meta file ``key``."""
+        await write_key(store, key, data)
+
+    async def exists(self, store: ZarrStoreABC, key: str) -> bool:
+        """Return whether meta file ``key`` exists."""
+        return await key_exists(store, key)
+
+
 class StoreSession:
     """A write block on a store: everything written through it lands together or not at all.
 
@@ -34,7 +54,19 @@ class StoreSession:
     async def rollback(self) -> None:
         """Discard what the session wrote, where the store can."""
 
-    # byte-level helpers that route through this session's zarr store
+    # meta files and byte-level helpers that route through this session's zarr store
+    async def read_meta_async(self, key: str) -> bytes | None:
+        """Return the content of meta file ``key`` as seen by this session."""
+        return await self.store.meta_files.read(self.zarr_store(), key)
+
+    async def write_meta_async(self, key: str, data: bytes) -> None:
+        """Write meta file ``key`` inside this session."""
+        await self.store.meta_files.write(self.zarr_store(), key, data)
+
+    async def meta_exists_async(self, key: str) -> bool:
+        """Return whether meta file ``key`` exists as seen by this session."""
+        return await self.store.meta_files.exists(self.zarr_store(), key)
+
     async def read_bytes_async(self, key: str) -> bytes | None:
         """Return the bytes at ``key`` as seen by this session."""
         return await read_key(self.zarr_store(), key)
@@ -112,6 +144,8 @@ class Store(abc.ABC):
     """Capability surface for a backend that can hold a Zarr v3 hierarchy."""
 
     read_only: bool = False
+    #: Where the collection's non-Zarr files live on this store.
+    meta_files: MetaFiles = MetaFiles()
 
     @property
     @abc.abstractmethod
@@ -123,6 +157,10 @@ class Store(abc.ABC):
         """Return the underlying ``zarr.abc.store.Store`` instance."""
 
     # -- async primitives (the implementation every sync method shares) ------------------
+    async def read_meta_async(self, key: str) -> bytes | None:
+        """Return the content of meta file ``key`` (config, catalog) or None if absent."""
+        return await self.meta_files.read(self.zarr_store(), key)
+
     async def read_bytes_async(self, key: str) -> bytes | None:
         """Return the raw bytes stored at ``key`` or None if absent."""
         return await read_key(self.zarr_store(), key)

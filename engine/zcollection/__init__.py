@@ -7,7 +7,7 @@ Everything documented in the API reference is importable from here; grouped APIs
 
 from . import aio, codecs, merge, partitioning
 from .api import create_collection, open_collection
-from .collection import Collection
+from .collection import Collection, RowSelection
 from .config import config
 from .data import Dataset, Group, Variable
 from .errors import (
@@ -57,6 +57,7 @@ __all__ = [
     "PartitionError",
     "PartitionExistsError",
     "ReadOnlyError",
+    "RowSelection",
     "Schema",
     "SchemaBuilder",
     "SchemaError",

@@ -536,3 +536,27 @@ def test_partition_concurrency_is_honoured(backend, monthly, make_altimetry, lim
     assert state["peak"] <= limit
     if limit > 1:
         assert state["peak"] > 1
+
+
+# -- row selection on the axis (extension used by the Flight server) ---------------------------
+
+
+def test_row_selection_keeps_rows_within_bounds(backend, monthly, make_altimetry):
+    ds = make_altimetry("2024-01-01", 60)
+    col = _create(backend, ds.schema, monthly)
+    col.insert(ds)
+    day = zc.RowSelection("2024-01-15", "2024-01-16")
+    result = col.query(selection=day)
+    assert result is not None
+    times = ds["time"].to_numpy()
+    keep = (times >= numpy.datetime64("2024-01-15")) & (times < numpy.datetime64("2024-01-16"))
+    numpy.testing.assert_array_equal(result["time"].to_numpy(), times[keep])
+    numpy.testing.assert_array_equal(result["ssh"].to_numpy(), ds["ssh"].to_numpy()[keep])
+    closed = col.query(
+        variables=["ssh"],
+        selection=zc.RowSelection(times[3], times[5], upper_inclusive=True),
+    )
+    assert closed is not None
+    numpy.testing.assert_array_equal(closed["ssh"].to_numpy(), ds["ssh"].to_numpy()[3:6])
+    with pytest.raises(zc.SchemaError):
+        col.query(selection=zc.RowSelection("not a date"))

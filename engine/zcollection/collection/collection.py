@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import numpy
+
 from .._sync import run_sync
 from ..config import config
 from ..data import Dataset, Variable
@@ -26,9 +28,11 @@ from ..store.base import delete_prefix, list_dir
 from . import catalog
 from .config_file import CONFIG_KEY, CollectionConfig
 from .layout import parents, walk_partitions
+from .selection import RowSelection, rows_of
 from .validate import conform
 from .zarr_io import (
     PARTITION_KEY_ATTR,
+    array_shape,
     gather_limited,
     join,
     read_array,
@@ -284,18 +288,48 @@ class Collection:
         for var_path, var in self._schema.all_variables().items():
             if var.immutable:
                 continue
-            array = await read_array(zs, join(path, var_path), selection=Ellipsis)
-            if array is not None:
-                return int(array.shape[var.dimensions.index(self._axis)])
+            shape = await array_shape(zs, join(path, var_path))
+            if shape is not None:
+                return shape[var.dimensions.index(self._axis)]
         return 0
 
     async def _read_partition(
-        self, zs: Any, path: str, var_paths: list[str]
+        self,
+        zs: Any,
+        path: str,
+        var_paths: list[str],
+        selection: RowSelection | None = None,
     ) -> dict[str, Variable]:
-        """Read the partitioned variables ``var_paths`` of one partition (missing -> filled)."""
+        """Read the partitioned variables ``var_paths`` of one partition (missing -> filled).
+
+        With a ``selection``, the axis variable is read first and only the kept rows of the
+        other variables are read.
+        """
         all_vars = self._schema.all_variables()
         wanted = [p for p in var_paths if not all_vars[p].immutable]
-        arrays = await asyncio.gather(*(read_array(zs, join(path, p)) for p in wanted))
+        rows: slice | numpy.ndarray[Any, Any] = slice(None)
+        if selection is not None and not selection.is_open:
+            axis_path = "/" + self._merge_axis()
+            axis_var = all_vars[axis_path]
+            values = await read_array(zs, join(path, axis_path))
+            if values is None:
+                values = numpy.empty(0, dtype=axis_var.dtype)
+            rows = rows_of(selection.typed(axis_var.dtype).mask(values))
+
+        def selector(var_path: str) -> Any:
+            if isinstance(rows, slice) and rows == slice(None):
+                return Ellipsis
+            dims = all_vars[var_path].dimensions
+            return (slice(None),) * dims.index(self._axis) + (rows,)
+
+        async def read(var_path: str) -> numpy.ndarray[Any, Any] | None:
+            key = selector(var_path)
+            if isinstance(rows, numpy.ndarray):
+                array = await read_array(zs, join(path, var_path))
+                return None if array is None else array[key]
+            return await read_array(zs, join(path, var_path), key)
+
+        arrays = await asyncio.gather(*(read(p) for p in wanted))
         length: int | None = None
         for var_path, array in zip(wanted, arrays, strict=True):
             if array is not None:
@@ -303,6 +337,10 @@ class Collection:
                 break
         if length is None and any(a is None for a in arrays):
             length = await self._partition_length(zs, path)
+            if isinstance(rows, slice):
+                length = len(range(*rows.indices(length)))
+            else:
+                length = int(rows.size)
         sizes = {n: d.size or 0 for n, d in self._schema.all_dimensions().items()}
         sizes[self._axis] = length or 0
         result: dict[str, Variable] = {}
@@ -310,6 +348,23 @@ class Collection:
             var = all_vars[var_path]
             result[var_path] = full_variable(var, sizes) if array is None else Variable(var, array)
         return result
+
+    async def load_partition_async(
+        self,
+        path: str,
+        *,
+        variables: Iterable[str] | None = None,
+        selection: RowSelection | None = None,
+        io: Store | StoreSession | None = None,
+    ) -> Dataset:
+        """Return one partition (immutable variables merged in), as ``map`` passes it."""
+        self._partitioning.decode(path)
+        var_paths = self._resolve_variables(variables)
+        zs = (io if io is not None else self._store).zarr_store()
+        immutable = await self._read_immutable(zs, var_paths)
+        variables_read = await self._read_partition(zs, path, var_paths, selection)
+        variables_read.update({p: v for p, v in immutable.items() if p not in variables_read})
+        return self._dataset(var_paths, variables_read)
 
     def _dataset(self, var_paths: list[str], variables: dict[str, Variable]) -> Dataset:
         schema = self._schema.select(var_paths) if var_paths else self._schema.select([])
@@ -324,7 +379,11 @@ class Collection:
         return self._dataset(var_paths, variables)
 
     async def query_async(
-        self, *, filters: str | None = None, variables: Iterable[str] | None = None
+        self,
+        *,
+        filters: str | None = None,
+        variables: Iterable[str] | None = None,
+        selection: RowSelection | None = None,
     ) -> Dataset | None:
         """Read matching partitions and return the concatenated dataset (None if none match)."""
         var_paths = self._resolve_variables(variables)
@@ -335,7 +394,7 @@ class Collection:
         partitioned = [p for p in var_paths if not self._schema.all_variables()[p].immutable]
         parts = await gather_limited(
             config["partition.concurrency"],
-            [self._read_partition(zs, path, partitioned) for path in paths],
+            [self._read_partition(zs, path, partitioned, selection) for path in paths],
         )
         immutable = await self._read_immutable(zs, var_paths)
         datasets = [self._dataset(partitioned, part) for part in parts]
@@ -345,15 +404,22 @@ class Collection:
         return self._dataset(var_paths, result)
 
     def query(
-        self, *, filters: str | None = None, variables: Iterable[str] | None = None
+        self,
+        *,
+        filters: str | None = None,
+        variables: Iterable[str] | None = None,
+        selection: RowSelection | None = None,
     ) -> Dataset | None:
         """Read matching partitions and return the concatenated dataset (None if none match).
+
+        ``selection`` (a RowSelection) keeps only rows whose axis value lies within bounds,
+        applied inside each partition (an extension of the reference API).
 
         Raises:
             ExpressionError: If ``filters`` is malformed or names an unknown key.
             SchemaError: If ``variables`` names an unknown variable.
         """
-        return run_sync(self.query_async(filters=filters, variables=variables))
+        return run_sync(self.query_async(filters=filters, variables=variables, selection=selection))
 
     async def map_async(
         self,

@@ -53,22 +53,31 @@ class CollectionConfig:
         if not isinstance(payload, dict):
             raise StoreError(f"corrupt collection config at {where}: not a JSON object")
         version = payload.get("format_version", 1)
-        if not isinstance(version, int) or version > FORMAT_VERSION:
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise StoreError(f"corrupt collection config at {where}: format_version {version!r}")
+        if version > FORMAT_VERSION:
             raise FormatVersionError(
                 f"collection at {where} has format_version {version!r}; this library reads "
                 f"up to {FORMAT_VERSION}: upgrade zcollection"
             )
         try:
             axis = payload["axis"]
+            if not isinstance(axis, str):
+                raise StoreError(f"corrupt collection config at {where}: axis {axis!r}")
             schema = DatasetSchema.from_json(payload["schema"]).with_partition_axis(axis)
             partitioning = partitioning_from_json(payload["partitioning"])
             catalog = payload.get("catalog") or {}
         except KeyError as exc:
             raise SchemaError(f"collection config at {where} lacks {exc}") from exc
+        extras = payload.get("extras") or {}
+        if not isinstance(catalog, dict) or not isinstance(extras, dict):
+            raise StoreError(
+                f"corrupt collection config at {where}: catalog and extras must be JSON objects"
+            )
         return cls(
             axis=axis,
             partitioning=partitioning,
             schema=schema,
             catalog_enabled=bool(catalog.get("enabled", False)),
-            extras=dict(payload.get("extras") or {}),
+            extras=dict(extras),
         )

@@ -136,6 +136,18 @@ async def read_array(
     return numpy.asarray(result)
 
 
+async def array_shape(store: ZarrStoreABC, path: str) -> tuple[int, ...] | None:
+    """Return the shape of the Zarr array at ``path`` from its metadata (None if absent)."""
+    raw = await read_key(store, join(path, "zarr.json"))
+    if raw is None:
+        return None
+    try:
+        doc = json.loads(raw)
+        return tuple(int(n) for n in doc["shape"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StoreError(f"corrupt array metadata at {path!r}: {exc}") from exc
+
+
 async def gather_limited(limit: int, coros: list[Any]) -> list[Any]:
     """Run coroutines with at most ``limit`` in flight; results in input order."""
     semaphore = asyncio.Semaphore(max(1, limit))

@@ -17,6 +17,8 @@ from .paths import check_name
 
 #: numpy dtype kinds the engine stores.
 SUPPORTED_KINDS = "biufcmMUS"
+#: Widest item size (bytes) of the float kinds Zarr v3 can store.
+_MAX_ITEMSIZE = {"f": 8, "c": 16}
 
 
 def parse_dtype(dtype: Any) -> numpy.dtype[Any]:
@@ -27,6 +29,9 @@ def parse_dtype(dtype: Any) -> numpy.dtype[Any]:
         raise SchemaError(f"invalid dtype {dtype!r}") from exc
     if result.kind not in SUPPORTED_KINDS or result.fields is not None or result.subdtype:
         raise SchemaError(f"unsupported dtype {result}; use bool, numbers, datetimes or strings")
+    if result.itemsize > _MAX_ITEMSIZE.get(result.kind, result.itemsize):
+        # Extended precision (longdouble, clongdouble) has no Zarr v3 data type.
+        raise SchemaError(f"unsupported dtype {result}; Zarr stores floats up to 64 bits")
     if result.kind in "mM" and numpy.datetime_data(result)[0] == "generic":
         raise SchemaError(f"{result} has no unit; give one, e.g. datetime64[ns]")
     if result.kind in "US" and result.itemsize == 0:

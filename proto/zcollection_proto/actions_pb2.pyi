@@ -18,7 +18,7 @@ class ListCollectionsResult(_message.Message):
     def __init__(self, collections: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
-    __slots__ = ("collection", "schema", "axis", "partitioning", "catalog_enabled", "read_only", "format_version", "views")
+    __slots__ = ("collection", "schema", "axis", "partitioning", "catalog_enabled", "read_only", "format_version", "views", "partition_count")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     SCHEMA_FIELD_NUMBER: _ClassVar[int]
     AXIS_FIELD_NUMBER: _ClassVar[int]
@@ -27,6 +27,7 @@ class CollectionInfo(_message.Message):
     READ_ONLY_FIELD_NUMBER: _ClassVar[int]
     FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
     VIEWS_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_COUNT_FIELD_NUMBER: _ClassVar[int]
     collection: str
     schema: str
     axis: str
@@ -35,7 +36,8 @@ class CollectionInfo(_message.Message):
     read_only: bool
     format_version: int
     views: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, collection: _Optional[str] = ..., schema: _Optional[str] = ..., axis: _Optional[str] = ..., partitioning: _Optional[str] = ..., catalog_enabled: _Optional[bool] = ..., read_only: _Optional[bool] = ..., format_version: _Optional[int] = ..., views: _Optional[_Iterable[str]] = ...) -> None: ...
+    partition_count: int
+    def __init__(self, collection: _Optional[str] = ..., schema: _Optional[str] = ..., axis: _Optional[str] = ..., partitioning: _Optional[str] = ..., catalog_enabled: _Optional[bool] = ..., read_only: _Optional[bool] = ..., format_version: _Optional[int] = ..., views: _Optional[_Iterable[str]] = ..., partition_count: _Optional[int] = ...) -> None: ...
 
 class Describe(_message.Message):
     __slots__ = ("collection",)

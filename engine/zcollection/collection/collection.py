@@ -349,6 +349,11 @@ class Collection:
             result[var_path] = full_variable(var, sizes) if array is None else Variable(var, array)
         return result
 
+    async def partition_length_async(self, path: str) -> int:
+        """Return the number of rows of partition ``path`` (from metadata, no data read)."""
+        self._partitioning.decode(path)
+        return await self._partition_length(self._store.zarr_store(), path)
+
     async def load_partition_async(
         self,
         path: str,

@@ -1,0 +1,86 @@
+"""One structured log line per call: method, collection, rows, bytes, duration, status."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+_log = logging.getLogger("zcollection_server.calls")
+
+
+@dataclass
+class CallRecord:
+    """What one call did; logged once when it ends."""
+
+    method: str
+    request_id: str
+    collection: str | None = None
+    rows: int = 0
+    bytes: int = 0
+    status: str = "ok"
+    started: float = field(default_factory=time.perf_counter)
+    extra: dict[str, Any] = field(default_factory=dict)
+    _done: bool = False
+
+    def finish(self, status: str | None = None) -> None:
+        """Log the call (once)."""
+        if self._done:
+            return
+        self._done = True
+        if status is not None:
+            self.status = status
+        fields = {
+            "method": self.method,
+            "collection": self.collection,
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "duration_ms": round((time.perf_counter() - self.started) * 1000, 3),
+            "status": self.status,
+            "request_id": self.request_id,
+            **self.extra,
+        }
+        level = logging.INFO if self.status in ("ok", "cancelled") else logging.WARNING
+        _log.log(level, "%s", json.dumps(fields) if JSON_LOGS else _text(fields))
+
+
+JSON_LOGS = False
+
+
+def _text(fields: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
+
+
+def configure_logging(*, json_lines: bool, level: int = logging.INFO) -> None:
+    """Configure the server's log output (plain ``key=value`` or one JSON object a line)."""
+    global JSON_LOGS
+    JSON_LOGS = json_lines
+    handler = logging.StreamHandler()
+    if json_lines:
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger("zcollection_server")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        payload: dict[str, Any] = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+        }
+        try:
+            decoded = json.loads(message)
+            payload.update(decoded if isinstance(decoded, dict) else {"message": message})
+        except ValueError:
+            payload["message"] = message
+        if record.exc_info:
+            payload["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(payload)

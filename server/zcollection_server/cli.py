@@ -1,0 +1,100 @@
+"""The ``zcollection-server`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from .calllog import configure_logging
+from .server import ZCollectionFlightServer
+from .settings import DEFAULT_HOST, DEFAULT_PORT, ServerSettings, SettingsError, load_config
+
+_log = logging.getLogger("zcollection_server")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zcollection-server", description="Serve zcollection collections over Arrow Flight."
+    )
+    parser.add_argument("--root", help="serve every collection under this URL or path")
+    parser.add_argument("--config", help="TOML file: [server] settings and [collections]")
+    parser.add_argument("--host", help=f"address to bind (default {DEFAULT_HOST})")
+    parser.add_argument("--port", type=int, help=f"port (default {DEFAULT_PORT}; 0 = any)")
+    parser.add_argument("--max-batch-bytes", type=int, help="cap of one record batch in bytes")
+    parser.add_argument("--read-ahead", type=int, help="partitions read ahead while streaming")
+    parser.add_argument("--grace-period", type=float, help="seconds streams get at shutdown")
+    parser.add_argument(
+        "--location", action="append", default=None, help="location advertised in endpoints"
+    )
+    parser.add_argument("--log-json", action="store_true", help="log one JSON object per line")
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> ServerSettings:
+    """Merge the config file and the flags (flags win)."""
+    settings = load_config(args.config) if args.config else ServerSettings()
+    for flag, attr in (
+        ("root", "root"),
+        ("host", "host"),
+        ("port", "port"),
+        ("max_batch_bytes", "max_batch_bytes"),
+        ("read_ahead", "read_ahead"),
+        ("grace_period", "grace_period"),
+        ("location", "locations"),
+    ):
+        value = getattr(args, flag)
+        if value is not None:
+            setattr(settings, attr, value)
+    if args.log_json:
+        settings.log_json = True
+    return settings.validate()
+
+
+def serve(settings: ServerSettings, ready: threading.Event | None = None) -> int:
+    """Run the server until SIGTERM / SIGINT; return the exit code."""
+    server = ZCollectionFlightServer(settings)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    _log.info("serving on grpc://%s:%d", settings.host, server.port)
+    print(f"zcollection-server listening on grpc://{settings.host}:{server.port}", flush=True)
+    if ready is not None:
+        ready.set()
+    while not stop.wait(0.2):
+        pass
+    _log.info("shutting down: waiting up to %.1f s for running calls", settings.grace_period)
+    server.draining = True
+    if not server.wait_idle(settings.grace_period):
+        _log.warning("grace period over; closing the remaining streams")
+    server.shutdown()
+    _log.info("stopped")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``zcollection-server``."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except SettingsError as exc:
+        print(f"zcollection-server: error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(json_lines=settings.log_json)
+    try:
+        return serve(settings)
+    except OSError as exc:
+        print(f"zcollection-server: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

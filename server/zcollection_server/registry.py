@@ -1,0 +1,116 @@
+"""The collections a server serves: discovered under a root URL and/or named in the config."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import zcollection as zc
+from zcollection.collection.config_file import CONFIG_KEY
+from zcollection.store import LocalStore
+
+from .names import _COMPONENT, MAX_DEPTH, InvalidNameError, check_collection_name, check_view_name
+
+VIEWS_FOLDER = "_views"
+
+
+def join_url(base: str, name: str) -> str:
+    """Append a relative ``name`` to a store URL or path."""
+    if "://" in base:
+        return base.rstrip("/") + "/" + name
+    return os.path.join(base, name)
+
+
+class Registry:
+    """Maps collection names to store URLs and opens them."""
+
+    def __init__(self, root: str | None, collections: dict[str, str]) -> None:
+        self.root = root
+        self.explicit = {check_collection_name(n): u for n, u in collections.items()}
+
+    # -- naming ---------------------------------------------------------------------------
+    def url_of(self, name: str) -> str:
+        """Return the store URL of collection ``name`` (which may not exist yet)."""
+        check_collection_name(name)
+        if name in self.explicit:
+            return self.explicit[name]
+        if self.root is None:
+            raise zc.CollectionNotFoundError(f"no collection {name!r} on this server")
+        return join_url(self.root, name)
+
+    def view_url(self, collection: str, view: str) -> str:
+        """Return the store URL of view ``view`` of ``collection``."""
+        check_view_name(view)
+        return join_url(join_url(self.url_of(collection), VIEWS_FOLDER), view)
+
+    async def names_async(self) -> list[str]:
+        """Return every served collection name, sorted."""
+        found = set()
+        for name, url in self.explicit.items():
+            store = zc.open_store(url, read_only=True)
+            if await store.read_meta_async(CONFIG_KEY) is not None:
+                found.add(name)
+        if self.root is not None:
+            found.update(await self._discover(zc.open_store(self.root, read_only=True), "", 0))
+        return sorted(found)
+
+    async def _discover(self, store: zc.Store, prefix: str, depth: int) -> list[str]:
+        children = await store.list_dir_async(prefix)
+        if CONFIG_KEY in children and prefix:
+            return [prefix]
+        if depth >= MAX_DEPTH:
+            return []
+        subdirs = [c for c in children if _COMPONENT.match(c) and "." not in c[:1]]
+        nested = await asyncio.gather(
+            *(self._discover(store, f"{prefix}/{c}" if prefix else c, depth + 1) for c in subdirs)
+        )
+        return [name for names in nested for name in names]
+
+    # -- collections ----------------------------------------------------------------------
+    async def open_async(self, name: str, *, writable: bool = False) -> zc.Collection:
+        """Open collection ``name``.
+
+        Raises:
+            CollectionNotFoundError: If there is no such collection (nothing is created).
+        """
+        url = self.url_of(name)
+        try:
+            return await zc.aio.open_collection(url, mode="rw" if writable else "r")
+        except zc.CollectionNotFoundError:
+            raise zc.CollectionNotFoundError(f"no collection {name!r} on this server") from None
+
+    async def create_async(self, name: str, **kwargs: Any) -> zc.Collection:
+        """Create collection ``name`` (under the root, or at its configured URL)."""
+        url = self.url_of(name)
+        await self._check_not_nested(name)
+        return await zc.aio.create_collection(url, **kwargs)
+
+    async def _check_not_nested(self, name: str) -> None:
+        parts = name.split("/")
+        for i in range(1, len(parts)):
+            parent = "/".join(parts[:i])
+            if parent in self.explicit or self.root is not None:
+                store = zc.open_store(self.url_of(parent), read_only=True)
+                if await store.read_meta_async(CONFIG_KEY) is not None:
+                    raise InvalidNameError(f"{name!r} would be inside collection {parent!r}")
+
+    async def delete_async(self, name: str) -> bool:
+        """Delete collection ``name`` and its views; return whether it existed."""
+        url = self.url_of(name)
+        store = zc.open_store(url)
+        if await store.read_meta_async(CONFIG_KEY) is None:
+            return False
+        await store.delete_prefix_async("")
+        if isinstance(store, LocalStore) and Path(store.path).is_dir():
+            shutil.rmtree(store.path, ignore_errors=True)
+        return True
+
+    # -- views ----------------------------------------------------------------------------
+    async def view_names_async(self, collection: str) -> list[str]:
+        """Return the views of ``collection``, sorted."""
+        url = join_url(self.url_of(collection), VIEWS_FOLDER)
+        store = zc.open_store(url, read_only=True)
+        return sorted(c for c in await store.list_dir_async("") if _COMPONENT.match(c))

@@ -1,0 +1,322 @@
+"""The Arrow Flight server over the engine."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.flight as flight
+import zcollection as zc
+from zcollection._sync import run_sync
+from zcollection_proto import (
+    ACTIONS,
+    PROTOCOL,
+    ImmutableTicket,
+    InsertResult,
+    PartitionTicket,
+    batches_to_dataset,
+    encode_command,
+    immutable_to_table,
+)
+from zcollection_proto.arrow import SCHEMA_KEY
+
+from . import __version__
+from .actions import ActionHandlers
+from .calllog import CallRecord
+from .errors import ClientError, Unimplemented, new_request_id, to_flight_error
+from .names import check_partition_path
+from .registry import Registry
+from .requests import ReadRequest, descriptor_request, insert_request, ticket_request
+from .settings import ServerSettings
+from .sources import (
+    CollectionSource,
+    Source,
+    immutable_schema,
+    partition_schema,
+    row_bytes,
+    split_variables,
+)
+from .streams import _status, cancellable, partition_batches
+
+
+class ZCollectionFlightServer(flight.FlightServerBase):
+    """Serves the collections of a root URL and of a config file over Arrow Flight."""
+
+    def __init__(self, settings: ServerSettings, **kwargs: Any) -> None:
+        settings.validate()
+        super().__init__(settings.location, **kwargs)
+        self.settings = settings
+        self.registry = Registry(settings.root, settings.collections)
+        self.actions = ActionHandlers(self)
+        self._inflight = 0
+        self._inflight_lock = threading.Condition()
+        self.draining = False
+
+    # -- plumbing -------------------------------------------------------------------------
+    def _begin(self, method: str) -> CallRecord:
+        if self.draining:
+            raise flight.FlightUnavailableError(
+                "[UNAVAILABLE] the server is shutting down", b'{"code": "UNAVAILABLE"}'
+            )
+        with self._inflight_lock:
+            self._inflight += 1
+        return CallRecord(method=method, request_id=new_request_id())
+
+    def _end(self) -> None:
+        with self._inflight_lock:
+            self._inflight -= 1
+            self._inflight_lock.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no call is running; return False on timeout."""
+        with self._inflight_lock:
+            return self._inflight_lock.wait_for(lambda: self._inflight == 0, timeout)
+
+    def _run[T](self, method: str, fn: Callable[[CallRecord], T]) -> T:
+        record = self._begin(method)
+        try:
+            result = fn(record)
+        except Exception as exc:
+            error = to_flight_error(exc, record.request_id)
+            record.finish(_status(error))
+            raise error from None
+        finally:
+            self._end()
+        record.finish()
+        return result
+
+    def _source(self, request: ReadRequest) -> Source:
+        collection = run_sync(self.registry.open_async(request.collection))
+        if request.view is not None:
+            from .views import view_source
+
+            return view_source(self, request.collection, collection, request.view)
+        return CollectionSource(request.collection, collection)
+
+    # -- discovery ------------------------------------------------------------------------
+    def list_flights(
+        self, context: flight.ServerCallContext, criteria: bytes
+    ) -> Iterator[flight.FlightInfo]:
+        def run(record: CallRecord) -> list[flight.FlightInfo]:
+            infos = []
+            for name in run_sync(self.registry.names_async()):
+                try:
+                    source = self._source(ReadRequest(name))
+                except zc.ZCollectionError:
+                    continue  # deleted or unreadable since it was listed
+                partitioned, _ = split_variables(source.schema, None)
+                infos.append(
+                    flight.FlightInfo(
+                        partition_schema(source, partitioned),
+                        flight.FlightDescriptor.for_path(name),
+                        [],
+                        -1,
+                        -1,
+                    )
+                )
+            record.rows = len(infos)
+            return infos
+
+        return iter(self._run("list_flights", run))
+
+    def get_schema(
+        self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor
+    ) -> flight.SchemaResult:
+        def run(record: CallRecord) -> flight.SchemaResult:
+            request = descriptor_request(descriptor, self.settings.max_batch_bytes)
+            record.collection = request.collection
+            source = self._source(request)
+            partitioned, _ = split_variables(source.schema, request.variables)
+            return flight.SchemaResult(partition_schema(source, partitioned))
+
+        return self._run("get_schema", run)
+
+    def get_flight_info(
+        self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor
+    ) -> flight.FlightInfo:
+        def run(record: CallRecord) -> flight.FlightInfo:
+            request = descriptor_request(descriptor, self.settings.max_batch_bytes)
+            record.collection = request.collection
+            source = self._source(request)
+            partitioned, immutable = split_variables(source.schema, request.variables)
+            paths = self._paths(source, request)
+            endpoints = []
+            locations = self.settings.locations
+            variables = list(request.variables or ())
+            for i, path in enumerate(paths if partitioned else []):
+                ticket = PartitionTicket(
+                    collection=request.collection,
+                    partition=path,
+                    variables=variables,
+                    max_batch_bytes=request.max_batch_bytes,
+                )
+                if request.view is not None:
+                    ticket.view = request.view
+                if descriptor.descriptor_type == flight.DescriptorType.CMD:
+                    body = _query_selection(descriptor)
+                    if body is not None:
+                        ticket.selection.CopyFrom(body)
+                where = [locations[i % len(locations)]] if locations else []
+                endpoints.append(flight.FlightEndpoint(encode_command(ticket), where))
+            if immutable and request.partition is None:
+                ticket_i = ImmutableTicket(collection=request.collection, variables=variables)
+                if request.view is not None:
+                    ticket_i.view = request.view
+                endpoints.append(
+                    flight.FlightEndpoint(
+                        encode_command(ticket_i), locations[:1] if locations else []
+                    )
+                )
+            records = -1
+            if request.selection is None and partitioned:
+                records = sum(run_sync(_lengths(source, paths)))
+            total_bytes = (
+                records * row_bytes(source.schema, partitioned, source.axis) if records >= 0 else -1
+            )
+            record.rows = len(endpoints)
+            return flight.FlightInfo(
+                partition_schema(source, partitioned),
+                descriptor,
+                endpoints,
+                records,
+                total_bytes,
+                ordered=True,
+            )
+
+        return self._run("get_flight_info", run)
+
+    def _paths(self, source: Source, request: ReadRequest) -> list[str]:
+        if request.partition is not None:
+            path = check_partition_path(source.partitioning, request.partition)
+            if path not in run_sync(source.partitions_async(None)):
+                raise zc.CollectionNotFoundError(
+                    f"collection {request.collection!r} has no partition {path!r}"
+                )
+            return [path]
+        return run_sync(source.partitions_async(request.filters))
+
+    # -- reads ----------------------------------------------------------------------------
+    def do_get(
+        self, context: flight.ServerCallContext, ticket: flight.Ticket
+    ) -> flight.FlightDataStream:
+        record = self._begin("do_get")
+        try:
+            request = ticket_request(ticket, self.settings.max_batch_bytes)
+            record.collection = request.collection
+            source = self._source(request)
+            partitioned, immutable = split_variables(source.schema, request.variables)
+            if request.immutable:
+                record.extra["endpoint"] = "immutable"
+                dataset = run_sync(source.immutable_async(immutable))
+                table = immutable_to_table(dataset, axis=source.axis)
+                schema = immutable_schema(source, immutable)
+                table = table.replace_schema_metadata(schema.metadata)
+                record.rows, record.bytes = table.num_rows, table.nbytes
+                record.finish()
+                return flight.RecordBatchStream(table)
+            paths = self._paths(source, request)
+            schema = partition_schema(source, partitioned)
+            batches = partition_batches(
+                source,
+                paths if partitioned else [],
+                partitioned,
+                request.selection,
+                max_bytes=request.max_batch_bytes,
+                read_ahead=self.settings.read_ahead,
+                record=record,
+            )
+            return flight.GeneratorStream(schema, cancellable(batches, record))
+        except Exception as exc:
+            error = to_flight_error(exc, record.request_id)
+            record.finish(_status(error))
+            raise error from None
+        finally:
+            self._end()
+
+    # -- writes ---------------------------------------------------------------------------
+    def do_put(
+        self,
+        context: flight.ServerCallContext,
+        descriptor: flight.FlightDescriptor,
+        reader: flight.MetadataRecordBatchReader,
+        writer: flight.FlightMetadataWriter,
+    ) -> None:
+        def run(record: CallRecord) -> None:
+            request = insert_request(descriptor)
+            record.collection = request.collection
+            collection = run_sync(self.registry.open_async(request.collection, writable=True))
+            schema = reader.schema
+            batches = []
+            for chunk in reader:
+                batches.append(chunk.data)
+                record.rows += chunk.data.num_rows
+                record.bytes += chunk.data.nbytes
+            if SCHEMA_KEY.encode() in (schema.metadata or {}):
+                dataset = batches_to_dataset(schema, batches)
+            else:
+                dataset = batches_to_dataset(
+                    schema, batches, dataset_schema=collection.schema, axis=collection.axis
+                )
+            written = collection.insert(dataset, merge=request.merge, overwrite=request.overwrite)
+            for path in written:
+                ack = InsertResult(collection=request.collection, partitions=[path])
+                writer.write(pa.py_buffer(ack.SerializeToString()))
+            record.extra["partitions"] = len(written)
+
+        self._run("do_put", run)
+
+    # -- actions --------------------------------------------------------------------------
+    def list_actions(self, context: flight.ServerCallContext) -> list[tuple[str, str]]:
+        return [(spec.name, spec.description) for spec in ACTIONS.values()]
+
+    def do_action(
+        self, context: flight.ServerCallContext, action: flight.Action
+    ) -> Iterator[bytes]:
+        def run(record: CallRecord) -> list[bytes]:
+            record.extra["action"] = action.type
+            body = action.body.to_pybytes() if action.body is not None else b""
+            return [self.actions.handle(action.type, body, record)]
+
+        return iter(self._run("do_action", run))
+
+    def do_exchange(self, context: Any, descriptor: Any, reader: Any, writer: Any) -> None:
+        self._run("do_exchange", _unimplemented("do_exchange"))
+
+    def server_info(self) -> dict[str, Any]:
+        """Version, protocol and limits, as the server_info action reports them."""
+        return {
+            "version": __version__,
+            "protocol": PROTOCOL,
+            "format_version": 1,
+            "max_batch_bytes": self.settings.max_batch_bytes,
+            "merge_strategies": ["upsert_within", *zc.merge.STRATEGIES],
+            "locations": list(self.settings.locations),
+        }
+
+
+def _unimplemented(method: str) -> Callable[[CallRecord], None]:
+    def run(record: CallRecord) -> None:
+        raise Unimplemented(f"{method} is not offered by this server")
+
+    return run
+
+
+async def _lengths(source: Source, paths: list[str]) -> list[int]:
+    import asyncio
+
+    return list(await asyncio.gather(*(source.length_async(p) for p in paths)))
+
+
+def _query_selection(descriptor: flight.FlightDescriptor) -> Any:
+    from zcollection_proto import Query, command_body, decode_command
+
+    body = command_body(decode_command(descriptor.command))
+    if isinstance(body, Query | PartitionTicket) and body.HasField("selection"):
+        return body.selection
+    return None
+
+
+__all__ = ["ClientError", "ZCollectionFlightServer", "json"]

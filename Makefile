@@ -2,6 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_ROOT ?= demo-data
+PORT ?= 8815
 
 .PHONY: venv demo check lint typecheck test
 
@@ -11,6 +12,7 @@ venv:
 demo: venv
 	$(PY) -m zcollection.demo $(DEMO_ROOT)/altimetry
 	$(VENV)/bin/zcollection inspect $(DEMO_ROOT)/altimetry
+	$(VENV)/bin/zcollection-server --root $(DEMO_ROOT) --host 127.0.0.1 --port $(PORT)
 
 lint: venv
 	$(VENV)/bin/ruff check engine proto server client tests benchmarks

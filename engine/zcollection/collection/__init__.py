@@ -3,6 +3,6 @@
 from ..errors import PartitionExistsError
 from . import merge
 from .collection import Collection
-from .selection import RowSelection
+from ..selection import RowSelection
 
 __all__ = ["Collection", "PartitionExistsError", "RowSelection", "merge"]

@@ -28,7 +28,7 @@ from ..store.base import delete_prefix, list_dir
 from . import catalog
 from .config_file import CONFIG_KEY, CollectionConfig
 from .layout import parents, walk_partitions
-from .selection import RowSelection, rows_of
+from ..selection import RowSelection, rows_of
 from .validate import conform
 from .zarr_io import (
     PARTITION_KEY_ATTR,

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy
 
-from ..errors import SchemaError
+from .errors import SchemaError
 
 
 @dataclass(frozen=True)

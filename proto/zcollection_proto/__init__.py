@@ -67,6 +67,7 @@ from .commands import (
 from .commands_pb2 import (
     BatchMetadata,
     Command,
+    EndpointInfo,
     ImmutableTicket,
     Insert,
     InsertResult,
@@ -85,6 +86,7 @@ __all__ = [
     "PROTOCOL",
     "ActionSpec",
     "BatchMetadata",
+    "EndpointInfo",
     "Bound",
     "CollectionInfo",
     "Command",

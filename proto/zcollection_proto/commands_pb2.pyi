@@ -50,16 +50,20 @@ class ImmutableTicket(_message.Message):
     def __init__(self, collection: _Optional[str] = ..., variables: _Optional[_Iterable[str]] = ..., view: _Optional[str] = ...) -> None: ...
 
 class Insert(_message.Message):
-    __slots__ = ("collection", "merge", "tolerance", "overwrite")
+    __slots__ = ("collection", "merge", "tolerance", "overwrite", "immutable", "rewrite")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     MERGE_FIELD_NUMBER: _ClassVar[int]
     TOLERANCE_FIELD_NUMBER: _ClassVar[int]
     OVERWRITE_FIELD_NUMBER: _ClassVar[int]
+    IMMUTABLE_FIELD_NUMBER: _ClassVar[int]
+    REWRITE_FIELD_NUMBER: _ClassVar[int]
     collection: str
     merge: str
     tolerance: _common_pb2.Tolerance
     overwrite: bool
-    def __init__(self, collection: _Optional[str] = ..., merge: _Optional[str] = ..., tolerance: _Optional[_Union[_common_pb2.Tolerance, _Mapping]] = ..., overwrite: _Optional[bool] = ...) -> None: ...
+    immutable: bytes
+    rewrite: bool
+    def __init__(self, collection: _Optional[str] = ..., merge: _Optional[str] = ..., tolerance: _Optional[_Union[_common_pb2.Tolerance, _Mapping]] = ..., overwrite: _Optional[bool] = ..., immutable: _Optional[bytes] = ..., rewrite: _Optional[bool] = ...) -> None: ...
 
 class Command(_message.Message):
     __slots__ = ("query", "partition", "immutable", "insert")
@@ -72,6 +76,14 @@ class Command(_message.Message):
     immutable: ImmutableTicket
     insert: Insert
     def __init__(self, query: _Optional[_Union[Query, _Mapping]] = ..., partition: _Optional[_Union[PartitionTicket, _Mapping]] = ..., immutable: _Optional[_Union[ImmutableTicket, _Mapping]] = ..., insert: _Optional[_Union[Insert, _Mapping]] = ...) -> None: ...
+
+class EndpointInfo(_message.Message):
+    __slots__ = ("partition", "rows")
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    partition: str
+    rows: int
+    def __init__(self, partition: _Optional[str] = ..., rows: _Optional[int] = ...) -> None: ...
 
 class BatchMetadata(_message.Message):
     __slots__ = ("collection", "partition")

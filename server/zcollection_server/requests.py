@@ -132,6 +132,8 @@ class InsertRequest:
     collection: str
     merge: Any = None
     overwrite: bool = True
+    immutable: bytes = b""
+    rewrite: bool = False
 
 
 def insert_request(descriptor: flight.FlightDescriptor) -> InsertRequest:
@@ -146,8 +148,10 @@ def insert_request(descriptor: flight.FlightDescriptor) -> InsertRequest:
         raise ClientError(f"do_put expects an insert command, got {type(body).__name__}")
     return InsertRequest(
         check_collection_name(body.collection),
-        merge=merge_strategy(body),
+        merge=None if body.rewrite else merge_strategy(body),
         overwrite=body.overwrite if body.HasField("overwrite") else True,
+        immutable=body.immutable,
+        rewrite=body.rewrite,
     )
 
 

@@ -14,20 +14,20 @@ from zcollection._sync import run_sync
 from zcollection_proto import (
     ACTIONS,
     PROTOCOL,
+    EndpointInfo,
     ImmutableTicket,
     InsertResult,
     PartitionTicket,
-    batches_to_dataset,
     encode_command,
     immutable_to_table,
 )
-from zcollection_proto.arrow import SCHEMA_KEY
 
 from . import __version__
 from .actions import ActionHandlers
 from .calllog import CallRecord
 from .errors import ClientError, Unimplemented, new_request_id, to_flight_error
 from .names import check_partition_path
+from .puts import decode_put
 from .registry import Registry
 from .requests import ReadRequest, descriptor_request, insert_request, ticket_request
 from .settings import ServerSettings
@@ -144,6 +144,9 @@ class ZCollectionFlightServer(flight.FlightServerBase):
             partitioned, immutable = split_variables(source.schema, request.variables)
             paths = self._paths(source, request)
             endpoints = []
+            lengths: list[int] = []
+            if request.selection is None and partitioned:
+                lengths = run_sync(_lengths(source, paths))
             locations = self.settings.locations
             variables = list(request.variables or ())
             for i, path in enumerate(paths if partitioned else []):
@@ -160,7 +163,12 @@ class ZCollectionFlightServer(flight.FlightServerBase):
                     if body is not None:
                         ticket.selection.CopyFrom(body)
                 where = [locations[i % len(locations)]] if locations else []
-                endpoints.append(flight.FlightEndpoint(encode_command(ticket), where))
+                info = EndpointInfo(partition=path, rows=lengths[i] if lengths else -1)
+                endpoints.append(
+                    flight.FlightEndpoint(
+                        encode_command(ticket), where, app_metadata=info.SerializeToString()
+                    )
+                )
             if immutable and request.partition is None:
                 ticket_i = ImmutableTicket(collection=request.collection, variables=variables)
                 if request.view is not None:
@@ -170,9 +178,7 @@ class ZCollectionFlightServer(flight.FlightServerBase):
                         encode_command(ticket_i), locations[:1] if locations else []
                     )
                 )
-            records = -1
-            if request.selection is None and partitioned:
-                records = sum(run_sync(_lengths(source, paths)))
+            records = sum(lengths) if request.selection is None and partitioned else -1
             total_bytes = (
                 records * row_bytes(source.schema, partitioned, source.axis) if records >= 0 else -1
             )
@@ -254,13 +260,13 @@ class ZCollectionFlightServer(flight.FlightServerBase):
                 batches.append(chunk.data)
                 record.rows += chunk.data.num_rows
                 record.bytes += chunk.data.nbytes
-            if SCHEMA_KEY.encode() in (schema.metadata or {}):
-                dataset = batches_to_dataset(schema, batches)
+            dataset = decode_put(schema, batches, request.immutable, collection)
+            if request.rewrite:
+                written = run_sync(collection.rewrite_partitions_async(dataset))
             else:
-                dataset = batches_to_dataset(
-                    schema, batches, dataset_schema=collection.schema, axis=collection.axis
+                written = collection.insert(
+                    dataset, merge=request.merge, overwrite=request.overwrite
                 )
-            written = collection.insert(dataset, merge=request.merge, overwrite=request.overwrite)
             for path in written:
                 ack = InsertResult(collection=request.collection, partitions=[path])
                 writer.write(pa.py_buffer(ack.SerializeToString()))

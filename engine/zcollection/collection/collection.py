@@ -626,6 +626,36 @@ class Collection:
         """Read each matching partition, transform it with ``fn`` and write it back wholesale."""
         return run_sync(self.update_async(fn, filters=filters, variables=variables))
 
+    async def rewrite_partitions_async(self, dataset: Dataset) -> list[str]:
+        """Rewrite each partition the rows of ``dataset`` fall in, wholesale, in one session.
+
+        This is ``update`` with the new partitions given instead of computed: variables
+        absent from ``dataset`` are dropped from the partitions it touches. Used by the
+        Flight server for remote ``update``.
+        """
+        self._check_writable("rewrite partitions")
+        data = conform(
+            dataset,
+            self._schema,
+            self._axis,
+            required=self._partitioning_variables(),
+            require_all=False,
+        )
+        moving = data.select(
+            ["/" + p for p, v in data.all_variables().items() if not v.schema.immutable]
+        )
+        rows = partition_rows(self._partitioning, data)
+        dim = self._partitioning.dimension
+        async with self._store.session_async("rewrite partitions") as session:
+            zs = session.zarr_store()
+            written = []
+            for key, index in rows:
+                path = self._partitioning.encode(key)
+                await self._write_partition(zs, path, key, moving.isel(dim, index))
+                written.append(path)
+            await self._update_catalog(session, added=written)
+        return written
+
     async def drop_partitions_async(self, *, filters: str | None = None) -> list[str]:
         """Delete matching partitions (every partition when ``filters`` is None)."""
         self._check_writable("drop partitions")

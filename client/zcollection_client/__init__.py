@@ -1,1 +1,22 @@
-"""Placeholder package; filled by a later issue."""
+"""zcollection_client: remote collections served by a zcollection Flight server.
+
+``connect("grpc://host:port")`` returns a Connection; its ``open_collection(name)`` returns a
+RemoteCollection with the engine's Collection interface. ``zcollection.open_collection(
+"grpc://host:port/name")`` does the same through the engine's URL dispatch.
+"""
+
+from .collection import RemoteCollection
+from .connection import ClientOptions, Connection, connect
+from .errors import RemoteError, ServerUnavailableError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ClientOptions",
+    "Connection",
+    "RemoteCollection",
+    "RemoteError",
+    "ServerUnavailableError",
+    "__version__",
+    "connect",
+]

@@ -1,0 +1,421 @@
+"""RemoteCollection: the engine's Collection interface over a Flight server."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.flight as flight
+import zcollection as zc
+from zcollection.merge import STRATEGIES, MergeCallable, UpsertWithin
+from zcollection.partitioning import partition_rows
+from zcollection_proto import (
+    DropPartitions,
+    Insert,
+    InsertResult,
+    ListPartitions,
+    PartitionTicket,
+    Query,
+    RepairCatalog,
+    dataset_to_batches,
+    encode_command,
+    immutable_to_table,
+    to_scalar,
+    tolerance_to_proto,
+)
+from zcollection_proto import RowSelection as RowSelectionMessage
+
+from .connection import Connection
+from .reading import Endpoint, assemble, decode, endpoints_of, fetch_table, lazy_dataset, read_all
+
+
+class RemoteCollection:
+    """A collection served by a zcollection Flight server, with the Collection interface.
+
+    ``map``, ``update`` and custom merge callables run on the client: partitions are fetched
+    in parallel, and ``update`` (or a custom merge) writes each result back as a replacement
+    of its partition — one write per partition, so not atomic across partitions.
+    """
+
+    def __init__(self, connection: Connection, name: str, info: Any, *, read_only: bool) -> None:
+        self.connection = connection
+        self.name = name
+        self._schema = zc.DatasetSchema.from_json(json.loads(info.schema)).with_partition_axis(
+            info.axis
+        )
+        self._axis = info.axis
+        self._partitioning = zc.partitioning.from_json(json.loads(info.partitioning))
+        self._catalog_enabled = bool(info.catalog_enabled)
+        self._read_only = read_only or bool(info.read_only)
+
+    # -- properties -------------------------------------------------------------------------
+    @property
+    def schema(self) -> zc.DatasetSchema:
+        """Return the bound dataset schema."""
+        return self._schema
+
+    @property
+    def axis(self) -> str:
+        """Return the name of the partition axis."""
+        return self._axis
+
+    @property
+    def partitioning(self) -> Any:
+        """Return the partitioning strategy."""
+        return self._partitioning
+
+    @property
+    def read_only(self) -> bool:
+        """Return whether the collection is read-only."""
+        return self._read_only
+
+    @property
+    def catalog_enabled(self) -> bool:
+        """Return whether the collection keeps a catalog of its partitions."""
+        return self._catalog_enabled
+
+    @property
+    def uri(self) -> str:
+        """Return the URI of this collection (``grpc://host:port/name``)."""
+        return f"{self.connection.location}/{self.name}"
+
+    def __repr__(self) -> str:
+        return f"<zcollection_client.RemoteCollection {self.uri} read_only={self._read_only}>"
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _check_writable(self, what: str) -> None:
+        if self._read_only:
+            raise zc.ReadOnlyError(f"cannot {what}: the collection {self.uri} is read-only")
+
+    def _var_paths(self, variables: Iterable[str] | None) -> list[str]:
+        everything = list(self._schema.all_variables())
+        if variables is None:
+            return everything
+        if isinstance(variables, str):
+            variables = [variables]
+        wanted = {self._schema.resolve(v) for v in variables}
+        return [p for p in everything if p in wanted]
+
+    def _compile(self, filters: str | None) -> None:
+        zc.partitioning.compile_filter(filters, names=self._partitioning.axis)
+
+    def _query_message(
+        self,
+        filters: str | None,
+        var_paths: list[str] | None,
+        selection: zc.RowSelection | None,
+    ) -> Query:
+        message = Query(collection=self.name, variables=var_paths or [])
+        if filters:
+            message.filters = filters
+        if selection is not None and not selection.is_open:
+            message.selection.CopyFrom(_selection_message(selection))
+        return message
+
+    def _flight_info(self, message: Query) -> flight.FlightInfo:
+        descriptor = flight.FlightDescriptor.for_command(encode_command(message))
+        return self.connection.call(lambda c, o: c.get_flight_info(descriptor, o))
+
+    # -- listing ----------------------------------------------------------------------------
+    def partitions(self, *, filters: str | None = None) -> Iterator[str]:
+        """Yield relative partition paths in key order, optionally filtered."""
+        self._compile(filters)
+        message = ListPartitions(collection=self.name)
+        if filters:
+            message.filters = filters
+        yield from self.connection.action("list_partitions", message, retry=True).partitions
+
+    async def partitions_async(self, *, filters: str | None = None) -> list[str]:
+        """Async variant of partitions() (returns a list)."""
+        return await asyncio.to_thread(lambda: list(self.partitions(filters=filters)))
+
+    # -- reading ----------------------------------------------------------------------------
+    def query(
+        self,
+        *,
+        filters: str | None = None,
+        variables: Iterable[str] | None = None,
+        selection: zc.RowSelection | None = None,
+        lazy: bool = False,
+    ) -> zc.Dataset | None:
+        """Read matching partitions (endpoints fetched in parallel) and concatenate them.
+
+        With ``lazy=True`` the partitioned variables are Dask arrays with one chunk per
+        partition, each chunk a ``do_get`` of its endpoint (runs on dask.distributed workers).
+        """
+        self._compile(filters)
+        var_paths = self._var_paths(variables)
+        info = self._flight_info(self._query_message(filters, var_paths, selection))
+        endpoints = endpoints_of(info)
+        partition_endpoints = [e for e in endpoints if not e.immutable]
+        has_partitioned = any(not self._schema.all_variables()[p].immutable for p in var_paths)
+        if not partition_endpoints and (has_partitioned or not self._any_partition(filters)):
+            return None
+        if lazy:
+            _, immutable = read_all(
+                self.connection, [e for e in endpoints if e.immutable], self._schema, self._axis
+            )
+            return lazy_dataset(
+                self.connection, endpoints, self._schema, var_paths, self._axis, immutable
+            )
+        partitions, immutable = read_all(self.connection, endpoints, self._schema, self._axis)
+        return assemble(self._schema, var_paths, self._axis, [v for _, v in partitions], immutable)
+
+    def _any_partition(self, filters: str | None) -> bool:
+        return next(iter(self.partitions(filters=filters)), None) is not None
+
+    async def query_async(
+        self,
+        *,
+        filters: str | None = None,
+        variables: Iterable[str] | None = None,
+        selection: zc.RowSelection | None = None,
+        lazy: bool = False,
+    ) -> zc.Dataset | None:
+        """Async variant of query()."""
+        return await asyncio.to_thread(
+            lambda: self.query(filters=filters, variables=variables, selection=selection, lazy=lazy)
+        )
+
+    def _partition_datasets(
+        self, filters: str | None, variables: Iterable[str] | None
+    ) -> Iterator[tuple[str, zc.Dataset]]:
+        """Yield (path, dataset with immutable variables merged) for matching partitions."""
+        self._compile(filters)
+        var_paths = self._var_paths(variables)
+        info = self._flight_info(self._query_message(filters, var_paths, None))
+        endpoints = endpoints_of(info)
+        immutable_endpoints = [e for e in endpoints if e.immutable]
+        _, immutable = read_all(self.connection, immutable_endpoints, self._schema, self._axis)
+        partition_endpoints: list[Endpoint] = [e for e in endpoints if not e.immutable]
+        if not partition_endpoints:
+            paths = list(self.partitions(filters=filters))
+            for path in paths:
+                yield path, assemble(self._schema, var_paths, self._axis, [], immutable)
+            return
+        workers = max(1, self.connection.options.parallelism)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zc-map") as pool:
+            tables = pool.map(lambda e: fetch_table(self.connection, e), partition_endpoints)
+            for endpoint, table in zip(partition_endpoints, tables, strict=True):
+                variables_read = decode(table, self._schema)
+                yield (
+                    endpoint.partition or "",
+                    assemble(self._schema, var_paths, self._axis, [variables_read], immutable),
+                )
+
+    def map(
+        self,
+        fn: Callable[[zc.Dataset], Any],
+        *,
+        filters: str | None = None,
+        variables: Iterable[str] | None = None,
+    ) -> dict[str, Any]:
+        """Apply ``fn`` (on the client) to each matching partition; ``{path: fn(ds)}``."""
+        return {path: fn(ds) for path, ds in self._partition_datasets(filters, variables)}
+
+    async def map_async(
+        self,
+        fn: Callable[[zc.Dataset], Any],
+        *,
+        filters: str | None = None,
+        variables: Iterable[str] | None = None,
+    ) -> dict[str, Any]:
+        """Async variant of map()."""
+        return await asyncio.to_thread(lambda: self.map(fn, filters=filters, variables=variables))
+
+    # -- writing ----------------------------------------------------------------------------
+    def _put(self, dataset: zc.Dataset, command: Insert) -> list[str]:
+        """Send ``dataset`` with an insert command; return the acknowledged partitions."""
+        immutable = [
+            p for p, v in dataset.all_variables().items() if self._axis not in v.dimensions
+        ]
+        if immutable:
+            table = immutable_to_table(dataset, axis=self._axis)
+            sink = io.BytesIO()
+            with pa.ipc.new_stream(sink, table.schema) as writer:
+                writer.write_table(table)
+            command.immutable = sink.getvalue()
+        batches = list(dataset_to_batches(dataset, axis=self._axis))
+        descriptor = flight.FlightDescriptor.for_command(encode_command(command))
+
+        def run(client: flight.FlightClient, options: flight.FlightCallOptions) -> list[str]:
+            writer, reader = client.do_put(descriptor, batches[0].schema, options)
+            for batch in batches:
+                writer.write_batch(batch)
+            writer.done_writing()
+            written: list[str] = []
+            while True:
+                ack = reader.read()
+                if ack is None:
+                    break
+                result = InsertResult()
+                result.ParseFromString(ack.to_pybytes())
+                written.extend(result.partitions)
+            writer.close()
+            return written
+
+        return self.connection.call(run, retry=False)
+
+    def insert(
+        self,
+        dataset: zc.Dataset,
+        *,
+        overwrite: bool = True,
+        merge: str | MergeCallable | None = None,
+    ) -> list[str]:
+        """Insert ``dataset``; the merge strategy (a name or upsert_within) runs on the server.
+
+        A custom merge callable runs on the client, partition by partition (not atomic).
+
+        Raises:
+            ReadOnlyError: If the collection is read-only.
+            KeyError: If ``merge`` is an unknown strategy name.
+        """
+        self._check_writable("insert")
+        command = Insert(collection=self.name, overwrite=overwrite)
+        if isinstance(merge, str):
+            if merge not in STRATEGIES:
+                raise KeyError(f"unknown merge strategy {merge!r}; known: {', '.join(STRATEGIES)}")
+            command.merge = merge
+        elif isinstance(merge, UpsertWithin):
+            command.merge = "upsert_within"
+            tolerance = tolerance_to_proto(merge.tolerance)
+            if tolerance is not None:
+                command.tolerance.CopyFrom(tolerance)
+        elif merge is not None:
+            if not callable(merge):
+                raise TypeError(f"merge must be a strategy name or a callable, not {merge!r}")
+            return self._insert_merging_locally(dataset, merge, overwrite)
+        return self._put(dataset, command)
+
+    def _merge_axis(self) -> str:
+        names = getattr(self._partitioning, "variables", ()) or ()
+        for name in (self._axis, *names):
+            var = self._schema.variables.get(name)
+            if var is not None and var.dimensions == (self._axis,):
+                return str(name)
+        return self._axis
+
+    def _insert_merging_locally(
+        self, dataset: zc.Dataset, merge: MergeCallable, overwrite: bool
+    ) -> list[str]:
+        existing = set(self.partitions())
+        dim = self._partitioning.dimension
+        variables = dataset.all_variables()
+        fixed = {p: v for p, v in variables.items() if dim not in v.dimensions}
+        moving = dataset.select(["/" + p for p in variables if p not in fixed])
+        written: list[str] = []
+        for key, index in partition_rows(self._partitioning, moving):
+            path = self._partitioning.encode(key)
+            part = moving.isel(dim, index)
+            if path in existing:
+                stored = self._fetch_partition(path)
+                part = merge(stored, part, axis=self._merge_axis(), partitioning_dim=dim)
+            outgoing = {**part.all_variables(), **fixed}
+            paths = ["/" + p for p in outgoing]
+            to_send = zc.Dataset(self._schema.select(paths), outgoing)
+            written.extend(self._put(to_send, Insert(collection=self.name, overwrite=overwrite)))
+        return written
+
+    def _fetch_partition(self, path: str) -> zc.Dataset:
+        partitioned = [p for p, v in self._schema.all_variables().items() if not v.immutable]
+        ticket = PartitionTicket(collection=self.name, partition=path, variables=partitioned)
+        endpoint = Endpoint(encode_command(ticket), None, path, -1)
+        variables = decode(fetch_table(self.connection, endpoint), self._schema)
+        return assemble(self._schema, partitioned, self._axis, [variables], {})
+
+    async def insert_async(
+        self,
+        dataset: zc.Dataset,
+        *,
+        overwrite: bool = True,
+        merge: str | MergeCallable | None = None,
+    ) -> list[str]:
+        """Async variant of insert()."""
+        return await asyncio.to_thread(
+            lambda: self.insert(dataset, overwrite=overwrite, merge=merge)
+        )
+
+    def update(
+        self,
+        fn: Callable[[zc.Dataset], zc.Dataset],
+        *,
+        filters: str | None = None,
+        variables: Iterable[str] | None = None,
+    ) -> list[str]:
+        """Transform each matching partition on the client and write it back wholesale."""
+        self._check_writable("update")
+        written: list[str] = []
+        for path, ds in self._partition_datasets(filters, variables):
+            result = fn(ds)
+            if not isinstance(result, zc.Dataset):
+                raise zc.SchemaError(
+                    f"update function returned {type(result).__name__}, expected a Dataset"
+                )
+            moving = result.select(
+                ["/" + p for p, v in result.all_variables().items() if self._axis in v.dimensions]
+            )
+            self._put(moving, Insert(collection=self.name, rewrite=True))
+            written.append(path)
+        return written
+
+    async def update_async(
+        self,
+        fn: Callable[[zc.Dataset], zc.Dataset],
+        *,
+        filters: str | None = None,
+        variables: Iterable[str] | None = None,
+    ) -> list[str]:
+        """Async variant of update()."""
+        return await asyncio.to_thread(
+            lambda: self.update(fn, filters=filters, variables=variables)
+        )
+
+    def drop_partitions(self, *, filters: str | None = None) -> list[str]:
+        """Delete matching partitions (every partition when ``filters`` is None)."""
+        self._check_writable("drop partitions")
+        self._compile(filters)
+        message = DropPartitions(collection=self.name)
+        if filters:
+            message.filters = filters
+        else:
+            message.all = True
+        return list(self.connection.action("drop_partitions", message).partitions)
+
+    async def drop_partitions_async(self, *, filters: str | None = None) -> list[str]:
+        """Async variant of drop_partitions()."""
+        return await asyncio.to_thread(lambda: self.drop_partitions(filters=filters))
+
+    def repair_catalog(self) -> list[str]:
+        """Rebuild the catalog on the server; return the new path list."""
+        if not self._catalog_enabled:
+            raise zc.CatalogDisabledError(f"the collection {self.uri} has no catalog to repair")
+        self._check_writable("repair the catalog")
+        message = RepairCatalog(collection=self.name)
+        return list(self.connection.action("repair_catalog", message).partitions)
+
+    async def repair_catalog_async(self) -> list[str]:
+        """Async variant of repair_catalog()."""
+        return await asyncio.to_thread(self.repair_catalog)
+
+
+def _selection_message(selection: zc.RowSelection) -> RowSelectionMessage:
+    message = RowSelectionMessage()
+    for which, value, inclusive in (
+        ("lower", selection.lower, selection.lower_inclusive),
+        ("upper", selection.upper, selection.upper_inclusive),
+    ):
+        if value is None:
+            continue
+        bound = getattr(message, which)
+        if isinstance(value, str):
+            bound.text = value
+        else:
+            bound.scalar.CopyFrom(to_scalar(value))
+        bound.inclusive = inclusive
+    return message

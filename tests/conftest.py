@@ -28,14 +28,25 @@ class Backend:
 
     kind: str
     make_url: Callable[[str], str]
+    #: URL of the store holding collection ``name`` when ``url`` is not a store URL (remote).
+    make_store_url: Callable[[str], str] | None = None
 
     def url(self, name: str = "coll") -> str:
         """Return the URL of a collection called ``name`` on this back-end."""
         return self.make_url(name)
 
+    def store_url(self, name: str = "coll") -> str:
+        """Return the URL of the store that holds collection ``name``."""
+        return (self.make_store_url or self.make_url)(name)
+
+    @property
+    def remote(self) -> bool:
+        """Whether collections are reached through a Flight server."""
+        return self.make_store_url is not None
+
     def snapshot(self, name: str = "coll") -> dict[str, str]:
         """Return ``{key: sha256}`` of everything stored for collection ``name``."""
-        store = zc.open_store(self.url(name), read_only=True)
+        store = zc.open_store(self.store_url(name), read_only=True)
         result = {}
         for key in store.list_prefix(""):
             data = store.read_bytes(key)
@@ -65,6 +76,11 @@ def _load_backend_plugins() -> None:
         sys.modules[spec.name] = module
         spec.loader.exec_module(module)
         BACKEND_FACTORIES.update(getattr(module, "FACTORIES", {}))
+    # remote back-ends over every store kind loaded above (they are plug-ins too)
+    remote = sys.modules.get("_zc_test_backend_remote")
+    if remote is not None:
+        for kind in [k for k in BACKEND_FACTORIES if not k.startswith("remote-")]:
+            BACKEND_FACTORIES.setdefault(f"remote-{kind}", remote._remote(kind))
 
 
 _load_backend_plugins()

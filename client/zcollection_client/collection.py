@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.flight as flight
 import zcollection as zc
+from zcollection.conform import conform
 from zcollection.merge import STRATEGIES, MergeCallable, UpsertWithin
 from zcollection.partitioning import partition_rows
 from zcollection_proto import (
@@ -290,8 +291,15 @@ class RemoteCollection:
         elif merge is not None:
             if not callable(merge):
                 raise TypeError(f"merge must be a strategy name or a callable, not {merge!r}")
-            return self._insert_merging_locally(dataset, merge, overwrite)
-        return self._put(dataset, command)
+            return self._insert_merging_locally(self._conform(dataset), merge, overwrite)
+        return self._put(self._conform(dataset), command)
+
+    def _conform(self, dataset: zc.Dataset, *, require_all: bool = True) -> zc.Dataset:
+        """Check ``dataset`` against the schema as the engine does, before sending anything."""
+        required = tuple(getattr(self._partitioning, "variables", ()) or ())
+        return conform(
+            dataset, self._schema, self._axis, required=required, require_all=require_all
+        )
 
     def _merge_axis(self) -> str:
         names = getattr(self._partitioning, "variables", ()) or ()
@@ -357,8 +365,9 @@ class RemoteCollection:
                 raise zc.SchemaError(
                     f"update function returned {type(result).__name__}, expected a Dataset"
                 )
-            moving = result.select(
-                ["/" + p for p, v in result.all_variables().items() if self._axis in v.dimensions]
+            checked = self._conform(result, require_all=False)
+            moving = checked.select(
+                ["/" + p for p, v in checked.all_variables().items() if self._axis in v.dimensions]
             )
             self._put(moving, Insert(collection=self.name, rewrite=True))
             written.append(path)

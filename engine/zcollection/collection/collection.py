@@ -29,7 +29,7 @@ from . import catalog
 from .config_file import CONFIG_KEY, CollectionConfig
 from .layout import parents, walk_partitions
 from ..selection import RowSelection, rows_of
-from .validate import conform
+from ..conform import conform
 from .zarr_io import (
     PARTITION_KEY_ATTR,
     array_shape,

@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy
 
-from ..data import Dataset, Variable
-from ..errors import PartitionError, SchemaError
-from ..schema import DatasetSchema
+from .data import Dataset, Variable
+from .errors import PartitionError, SchemaError
+from .schema import DatasetSchema
 
 
 def _cast(name: str, data: Any, dtype: numpy.dtype[Any]) -> Any:

@@ -114,12 +114,34 @@ async def write_array(
             attributes=_jsonable_attrs(var.attrs),
             overwrite=True,
             zarr_format=3,
+            config={"write_empty_chunks": _fill_equal_is_lossy(data, var.fill_value)},
             **kwargs,
         )
         if data.size:
             await array.setitem(Ellipsis, numpy.ascontiguousarray(data))
     except (OSError, ValueError, TypeError) as exc:
         raise StoreError(f"cannot write array {path!r}: {exc}") from exc
+
+
+def _fill_equal_is_lossy(data: numpy.ndarray[Any, Any], fill: Any) -> bool:
+    """Return whether an element equals ``fill`` by value but not bit for bit.
+
+    Zarr skips chunks whose elements all equal the fill value (NaN equal to NaN) and reads
+    them back as the fill value: that would lose NaN payloads (and complex signed zeros), so
+    such arrays have every chunk written.
+    """
+    if fill is None or data.dtype.kind not in "fc" or not data.size:
+        return False
+    target = numpy.asarray(fill, dtype=data.dtype)
+    with numpy.errstate(invalid="ignore"):
+        same = data == target
+        if bool(numpy.isnan(target)):
+            same |= numpy.isnan(data)
+    if not bool(same.any()):
+        return False
+    width = data.dtype.itemsize
+    rows = numpy.ascontiguousarray(data).view(numpy.uint8).reshape(-1, width)
+    return bool((rows[same.reshape(-1)] != target.reshape(1).view(numpy.uint8)).any())
 
 
 async def read_array(

@@ -68,7 +68,7 @@ class Dataset(Group):
         schema = self.schema.select(names)
         keep = {path.lstrip("/") for path in schema.all_variables()}
         variables = {k: v for k, v in self.all_variables().items() if k in keep}
-        return Dataset(schema, variables, attrs=self.attrs)
+        return self._rebuild(schema, variables)
 
     def isel(self, dim: str, index: Any) -> Dataset:
         """Return every variable indexed by ``index`` (slice or integer array) along ``dim``."""
@@ -77,7 +77,11 @@ class Dataset(Group):
 
     def replace(self, variables: Mapping[str, Variable]) -> Dataset:
         """Return a dataset with the same schema, attributes and the given variables."""
-        result = Dataset(self.schema, variables, attrs=self.attrs)
+        return self._rebuild(self.schema, variables)
+
+    def _rebuild(self, schema: DatasetSchema, variables: Mapping[str, Variable]) -> Dataset:
+        """Return a dataset of ``schema`` holding ``variables``, with this one's attributes."""
+        result = Dataset(schema, variables, attrs=self.attrs)
         for path, group in self.walk():
             if group is not self:
                 with contextlib.suppress(KeyError):

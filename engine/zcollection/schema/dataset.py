@@ -116,21 +116,29 @@ class DatasetSchema(GroupSchema):
         """
         if axis not in self.dimensions:
             raise SchemaError(f"partition axis {axis!r} is not a root dimension")
-        sizes = {n: d.size for n, d in self.all_dimensions().items()}
-        sizes.update(self.dim_sizes)
 
-        def tag(var: VariableSchema) -> VariableSchema:
-            unbounded = [d for d in var.dimensions if d != axis and sizes.get(d) is None]
-            if unbounded:
-                raise SchemaError(
-                    f"variable {var.name!r} spans unbounded dimension(s) {unbounded} other "
-                    f"than the partition axis {axis!r}; give them a size or store them in "
-                    "another collection"
-                )
-            return var.with_immutable(axis not in var.dimensions)
+        def tag(
+            group: GroupSchema, parts: tuple[str, ...], sizes: dict[str, int | None]
+        ) -> GroupSchema:
+            # a variable sees the dimensions of its own group and of its ancestors, the
+            # nearest declaration winning (sibling groups may declare the same name)
+            sizes = {**sizes, **{n: d.size for n, d in group.dimensions.items()}}
+            variables = {}
+            for name, var in group.variables.items():
+                unbounded = [d for d in var.dimensions if d != axis and sizes.get(d) is None]
+                if unbounded:
+                    raise SchemaError(
+                        f"variable {join_path((*parts, name))!r} spans unbounded dimension(s) "
+                        f"{unbounded} other than the partition axis {axis!r}; give them a size "
+                        "or store them in another collection"
+                    )
+                variables[name] = var.with_immutable(axis not in var.dimensions)
+            groups = {n: tag(g, (*parts, n), sizes) for n, g in group.groups.items()}
+            return replace(group, variables=variables, groups=groups)
 
-        tagged = self.map_variables(tag)
-        return self.from_group(tagged, self.format_version)
+        tagged = tag(self, (), {})
+        assert isinstance(tagged, DatasetSchema)
+        return tagged
 
     def to_json(self) -> dict[str, Any]:
         """Serialize the schema (root + nested groups) to a JSON dict."""

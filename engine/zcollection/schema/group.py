@@ -27,7 +27,12 @@ class GroupSchema:
         object.__setattr__(self, "dimensions", _keyed(self.dimensions, "dimension"))
         object.__setattr__(self, "variables", _keyed(self.variables, "variable"))
         object.__setattr__(self, "groups", _keyed(self.groups, "group"))
-        object.__setattr__(self, "attrs", dict(self.attrs or {}))
+        attrs = dict(self.attrs or {})
+        try:
+            to_jsonable(attrs)
+        except (TypeError, ValueError) as exc:
+            raise SchemaError(f"group {self.name!r}: attributes must be JSON data") from exc
+        object.__setattr__(self, "attrs", attrs)
         clash = set(self.variables) & set(self.groups)
         if clash:
             raise SchemaError(f"names used by both a variable and a group: {sorted(clash)}")

@@ -127,6 +127,12 @@ async def delete_prefix(store: ZarrStoreABC, prefix: str) -> None:
         return
     except OSError as exc:
         raise StoreError(f"cannot delete {prefix!r}: {exc}") from exc
+    except ValueError:
+        # zarr's LocalStore refuses a prefix naming a file; nothing lies under a file (the
+        # other stores leave such a key alone too)
+        if await key_exists(store, prefix):
+            return
+        raise
 
 
 async def list_dir(store: ZarrStoreABC, prefix: str) -> list[str]:
@@ -181,10 +187,13 @@ class Store(abc.ABC):
     async def list_prefix_async(self, prefix: str) -> list[str]:
         """Return every key under ``prefix`` (relative to the store root)."""
         prefix = prefix.strip("/")
+        # whole path segments only: "a" lists "a/x" but neither "ab/y" nor the key "a"
+        query = f"{prefix}/" if prefix else ""
         try:
-            return sorted([key async for key in self.zarr_store().list_prefix(prefix)])
+            keys = [key async for key in self.zarr_store().list_prefix(query)]
         except (FileNotFoundError, NotADirectoryError):
             return []
+        return sorted(key for key in keys if key.startswith(query))
 
     async def delete_prefix_async(self, prefix: str) -> None:
         """Recursively delete everything under ``prefix``."""

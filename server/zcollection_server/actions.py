@@ -98,7 +98,8 @@ class ActionHandlers:
         return ListCollectionsResult(collections=names)
 
     def describe(self, message: Any, record: CallRecord) -> Message:
-        collection = run_sync(self.registry.open_async(message.collection))
+        # Opened as do_put opens it, so that read_only says whether inserts can succeed.
+        collection = run_sync(self.registry.open_async(message.collection, writable=True))
         return DescribeResult(info=self.info(message.collection, collection))
 
     def create_collection(self, message: Any, record: CallRecord) -> Message:

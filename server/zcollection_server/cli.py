@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -15,6 +16,9 @@ from .server import ZCollectionFlightServer
 from .settings import DEFAULT_HOST, DEFAULT_PORT, ServerSettings, SettingsError, load_config
 
 _log = logging.getLogger("zcollection_server")
+
+#: Seconds the server waits, after the grace period, for its calls to end before exiting.
+SHUTDOWN_TIMEOUT = 1.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -75,7 +79,22 @@ def serve(settings: ServerSettings, ready: threading.Event | None = None) -> int
     server.draining = True
     if not server.wait_idle(settings.grace_period):
         _log.warning("grace period over; closing the remaining streams")
-    server.shutdown()
+        server.closing = True
+    # Flight's shutdown waits for every call, and a stream whose client stopped reading
+    # never ends: give the calls a moment, then leave without them.
+    stopped = threading.Event()
+
+    def shutdown() -> None:
+        server.shutdown()
+        stopped.set()
+
+    threading.Thread(target=shutdown, name="zcollection-server-shutdown", daemon=True).start()
+    if not stopped.wait(SHUTDOWN_TIMEOUT):
+        _log.warning("streams blocked on their clients; exiting without them")
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     _log.info("stopped")
     return 0
 

@@ -72,10 +72,8 @@ def kind_of(exc: BaseException) -> str:
     """Return the wire error kind of an exception."""
     if isinstance(exc, flight.FlightUnauthenticatedError):
         return "unauthenticated"
-    if isinstance(exc, KeyError | TypeError | ValueError) and not isinstance(
-        exc, zc.ZCollectionError
-    ):
-        return "invalid_argument"
+    # Anything outside the error tree (a KeyError, TypeError, ValueError... included) is a
+    # bug of a handler: requests are checked, and the engine raises its own classes, before.
     for cls, kind in KINDS:
         if isinstance(exc, cls):
             return kind
@@ -93,9 +91,18 @@ def to_flight_error(exc: BaseException, request_id: str) -> flight.FlightError:
         message = "internal server error"
     else:
         code = getattr(exc, "code", None) or "INVALID_ARGUMENT"
-        message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        message = str(exc)
     if isinstance(exc, Unimplemented):
         kind = "unimplemented"
     info: dict[str, Any] = {"code": code, "kind": kind, "request_id": request_id}
     cls = FLIGHT_CLASSES.get(kind, flight.FlightServerError)
     return cls(f"[{code}] {message} (request {request_id})", json.dumps(info).encode())
+
+
+def shutting_down(request_id: str) -> flight.FlightUnavailableError:
+    """Return the error of a call refused or ended because the server is shutting down."""
+    info = {"code": "UNAVAILABLE", "kind": "unavailable", "request_id": request_id}
+    return flight.FlightUnavailableError(
+        f"[UNAVAILABLE] the server is shutting down (request {request_id})",
+        json.dumps(info).encode(),
+    )

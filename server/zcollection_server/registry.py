@@ -33,13 +33,34 @@ class Registry:
 
     # -- naming ---------------------------------------------------------------------------
     def url_of(self, name: str) -> str:
-        """Return the store URL of collection ``name`` (which may not exist yet)."""
+        """Return the store URL of collection ``name`` (which may not exist yet).
+
+        Raises:
+            CollectionNotFoundError: If ``name`` is not served, or its folder under a local
+                root leads outside the root (a symbolic link).
+        """
         check_collection_name(name)
         if name in self.explicit:
             return self.explicit[name]
         if self.root is None:
             raise zc.CollectionNotFoundError(f"no collection {name!r} on this server")
+        if not self._inside_root(name):
+            raise zc.CollectionNotFoundError(f"no collection {name!r} on this server")
         return join_url(self.root, name)
+
+    def _local_root(self) -> Path | None:
+        """Return the resolved folder of a local root (None for other stores)."""
+        if self.root is None:
+            return None
+        store = zc.open_store(self.root, read_only=True)
+        return Path(store.path).resolve() if isinstance(store, LocalStore) else None
+
+    def _inside_root(self, name: str) -> bool:
+        """Return whether ``name`` under a local root stays inside it once links are followed."""
+        root = self._local_root()
+        if root is None:
+            return True
+        return root.joinpath(name).resolve().is_relative_to(root)
 
     def view_url(self, collection: str, view: str) -> str:
         """Return the store URL of view ``view`` of ``collection``."""
@@ -54,7 +75,8 @@ class Registry:
             if await store.read_meta_async(CONFIG_KEY) is not None:
                 found.add(name)
         if self.root is not None:
-            found.update(await self._discover(zc.open_store(self.root, read_only=True), "", 0))
+            discovered = await self._discover(zc.open_store(self.root, read_only=True), "", 0)
+            found.update(n for n in discovered if n in self.explicit or self._inside_root(n))
         return sorted(found)
 
     async def _discover(self, store: zc.Store, prefix: str, depth: int) -> list[str]:
@@ -96,6 +118,12 @@ class Registry:
                 store = zc.open_store(self.url_of(parent), read_only=True)
                 if await store.read_meta_async(CONFIG_KEY) is not None:
                     raise InvalidNameError(f"{name!r} would be inside collection {parent!r}")
+        # Nor around one: deleting (or overwriting) it would delete the inner collection.
+        inner = await self._discover(zc.open_store(self.url_of(name), read_only=True), "", 1)
+        if inner:
+            raise InvalidNameError(
+                f"{name!r} would hold collection {name + '/' + inner[0]!r}; choose another name"
+            )
 
     async def delete_async(self, name: str) -> bool:
         """Delete collection ``name`` and its views; return whether it existed."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy
 import pyarrow.flight as flight
 import zcollection as zc
 from zcollection_proto import (
@@ -163,10 +164,42 @@ def merge_strategy(body: Insert) -> Any:
     if name == "upsert_within":
         if not body.HasField("tolerance"):
             raise CommandError("merge 'upsert_within' needs a tolerance")
-        return zc.merge.upsert_within(tolerance_from_proto(body.tolerance))
+        try:
+            return zc.merge.upsert_within(tolerance_from_proto(body.tolerance))
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, CommandError):
+                raise
+            raise CommandError(f"invalid tolerance of 'upsert_within': {exc}") from None
     if name not in zc.merge.STRATEGIES:
         raise CommandError(
             f"unknown merge strategy {name!r}; known: upsert_within, "
             + ", ".join(zc.merge.STRATEGIES)
         )
     return name
+
+
+def check_merge(merge: Any, collection: zc.Collection) -> None:
+    """Refuse an ``upsert_within`` tolerance that cannot compare the collection's rows.
+
+    The engine finds out only when it merges a partition that already exists, while it may
+    be writing new partitions of the same insert: check it before anything is written.
+    """
+    if not isinstance(merge, zc.merge.UpsertWithin) or merge.tolerance is None:
+        return
+    # The variable the merge strategies compare rows on (the engine's choice).
+    name = collection._merge_axis()
+    variable = collection.schema.variables.get(name)
+    if variable is None:
+        return
+    kind = variable.dtype.kind
+    if isinstance(merge.tolerance, numpy.timedelta64):
+        if kind not in "mM":
+            raise CommandError(
+                f"a tolerance with a unit needs a datetime or timedelta axis; {name!r} is "
+                f"{variable.dtype}: send a plain number"
+            )
+    elif kind not in "iuf":
+        raise CommandError(
+            f"a numeric tolerance needs a numeric axis; {name!r} is {variable.dtype}: "
+            "send the tolerance with a time unit"
+        )

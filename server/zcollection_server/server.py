@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,11 +26,23 @@ from zcollection_proto import (
 from . import __version__
 from .actions import ActionHandlers
 from .calllog import CallRecord
-from .errors import ClientError, Unimplemented, new_request_id, to_flight_error
+from .errors import (
+    ClientError,
+    Unimplemented,
+    new_request_id,
+    shutting_down,
+    to_flight_error,
+)
 from .names import check_partition_path
 from .puts import decode_put
 from .registry import Registry
-from .requests import ReadRequest, descriptor_request, insert_request, ticket_request
+from .requests import (
+    ReadRequest,
+    check_merge,
+    descriptor_request,
+    insert_request,
+    ticket_request,
+)
 from .settings import ServerSettings
 from .sources import (
     CollectionSource,
@@ -40,6 +53,11 @@ from .sources import (
     split_variables,
 )
 from .streams import _status, cancellable, partition_batches
+
+
+def _anonymous(fn: Callable[..., Any]) -> None:
+    """Make the frames of ``fn`` name no source file in tracebacks."""
+    fn.__code__ = fn.__code__.replace(co_filename="zcollection-server")
 
 
 class ZCollectionFlightServer(flight.FlightServerBase):
@@ -53,17 +71,20 @@ class ZCollectionFlightServer(flight.FlightServerBase):
         self.actions = ActionHandlers(self)
         self._inflight = 0
         self._inflight_lock = threading.Condition()
+        #: Set at shutdown: new calls are refused.
         self.draining = False
+        #: Set when the grace period is over: running streams end at their next batch.
+        self.closing = False
 
     # -- plumbing -------------------------------------------------------------------------
     def _begin(self, method: str) -> CallRecord:
+        request_id = new_request_id()
         if self.draining:
-            raise flight.FlightUnavailableError(
-                "[UNAVAILABLE] the server is shutting down", b'{"code": "UNAVAILABLE"}'
-            )
+            CallRecord(method=method, request_id=request_id).finish("UNAVAILABLE")
+            raise shutting_down(request_id)
         with self._inflight_lock:
             self._inflight += 1
-        return CallRecord(method=method, request_id=new_request_id())
+        return CallRecord(method=method, request_id=request_id)
 
     def _end(self) -> None:
         with self._inflight_lock:
@@ -129,10 +150,21 @@ class ZCollectionFlightServer(flight.FlightServerBase):
             request = descriptor_request(descriptor, self.settings.max_batch_bytes)
             record.collection = request.collection
             source = self._source(request)
+            if request.partition is not None:
+                self._paths(source, request)  # a partition the client names must exist
             partitioned, _ = split_variables(source.schema, request.variables)
             return flight.SchemaResult(partition_schema(source, partitioned))
 
-        return self._run("get_schema", run)
+        try:
+            return self._run("get_schema", run)
+        except flight.FlightError as error:
+            # Unlike its other callbacks, pyarrow's get_schema callback does not turn a
+            # FlightError into a Flight status: the client receives the Python traceback of
+            # whatever get_schema raises. Raise the error afresh, so that the traceback holds
+            # this frame only, whose code names no file (see _anonymous).
+            raise error.with_traceback(None) from None
+
+    _anonymous(get_schema)
 
     def get_flight_info(
         self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor
@@ -205,10 +237,27 @@ class ZCollectionFlightServer(flight.FlightServerBase):
         return run_sync(source.partitions_async(request.filters))
 
     # -- reads ----------------------------------------------------------------------------
+    def _stream_end(self, record: CallRecord) -> Callable[[], None]:
+        """Return what ends a streaming call once (it runs until its last batch is sent)."""
+        lock = threading.Lock()
+        ended = False
+
+        def end() -> None:
+            nonlocal ended
+            with lock:
+                if ended:
+                    return
+                ended = True
+            record.finish("cancelled")  # a stream never pulled; no-op once logged
+            self._end()
+
+        return end
+
     def do_get(
         self, context: flight.ServerCallContext, ticket: flight.Ticket
     ) -> flight.FlightDataStream:
         record = self._begin("do_get")
+        streaming = False
         try:
             request = ticket_request(ticket, self.settings.max_batch_bytes)
             record.collection = request.collection
@@ -234,13 +283,19 @@ class ZCollectionFlightServer(flight.FlightServerBase):
                 read_ahead=self.settings.read_ahead,
                 record=record,
             )
-            return flight.GeneratorStream(schema, cancellable(batches, record))
+            end = self._stream_end(record)
+            stream = cancellable(batches, record, on_end=end, closing=lambda: self.closing)
+            # A stream dropped before its first batch never runs its own cleanup.
+            weakref.finalize(stream, end)
+            streaming = True
+            return flight.GeneratorStream(schema, stream)
         except Exception as exc:
             error = to_flight_error(exc, record.request_id)
             record.finish(_status(error))
             raise error from None
         finally:
-            self._end()
+            if not streaming:
+                self._end()
 
     # -- writes ---------------------------------------------------------------------------
     def do_put(
@@ -254,12 +309,16 @@ class ZCollectionFlightServer(flight.FlightServerBase):
             request = insert_request(descriptor)
             record.collection = request.collection
             collection = run_sync(self.registry.open_async(request.collection, writable=True))
+            check_merge(request.merge, collection)
             schema = reader.schema
             batches = []
-            for chunk in reader:
-                batches.append(chunk.data)
-                record.rows += chunk.data.num_rows
-                record.bytes += chunk.data.nbytes
+            try:
+                for chunk in reader:
+                    batches.append(chunk.data)
+                    record.rows += chunk.data.num_rows
+                    record.bytes += chunk.data.nbytes
+            except pa.ArrowException as exc:
+                raise ClientError(f"cannot read the stream of record batches: {exc}") from exc
             dataset = decode_put(schema, batches, request.immutable, collection)
             if request.rewrite:
                 written = run_sync(collection.rewrite_partitions_async(dataset))

@@ -9,6 +9,8 @@ from typing import Any
 
 from zcollection_proto import DEFAULT_MAX_BYTES
 
+from .names import InvalidNameError, check_collection_name
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8815
 
@@ -48,6 +50,11 @@ class ServerSettings:
             raise SettingsError("max_batch_bytes must be at least 1024")
         if self.read_ahead < 0:
             raise SettingsError("read_ahead must be >= 0")
+        for name in self.collections:
+            try:
+                check_collection_name(name)
+            except InvalidNameError as exc:
+                raise SettingsError(f"[collections]: {exc}") from None
         return self
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any
 
@@ -14,7 +14,7 @@ from zcollection._sync import io_loop
 from zcollection_proto import BatchMetadata, dataset_to_batches
 
 from .calllog import CallRecord
-from .errors import to_flight_error
+from .errors import shutting_down, to_flight_error
 from .sources import Source, stream_metadata
 
 
@@ -70,11 +70,21 @@ def partition_batches(
 
 
 def cancellable(
-    batches: Iterator[tuple[pa.RecordBatch, pa.Buffer]], record: CallRecord
+    batches: Iterator[tuple[pa.RecordBatch, pa.Buffer]],
+    record: CallRecord,
+    on_end: Callable[[], None] | None = None,
+    closing: Callable[[], bool] | None = None,
 ) -> Iterator[Any]:
-    """Wrap a batch generator so the call is logged when it ends, however it ends."""
+    """Wrap a batch generator so the call is logged when it ends, however it ends.
+
+    ``on_end`` runs once the stream is over (finished, failed or cancelled); the stream
+    ends with an UNAVAILABLE error at its next batch once ``closing()`` is true.
+    """
     try:
-        yield from batches
+        for item in batches:
+            if closing is not None and closing():
+                raise shutting_down(record.request_id)
+            yield item
     except GeneratorExit:
         record.finish("cancelled")
         raise
@@ -82,7 +92,14 @@ def cancellable(
         error = to_flight_error(exc, record.request_id)
         record.finish(_status(error))
         raise error from None
-    record.finish()
+    else:
+        record.finish()
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()  # cancels the reads still pending
+        if on_end is not None:
+            on_end()
 
 
 def _status(error: BaseException) -> str:

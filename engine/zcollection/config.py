@@ -11,6 +11,8 @@ _DEFAULTS: dict[str, Any] = {
     "partition.concurrency": 8,
     # Codec profile used when a variable declares no codecs.
     "codecs.default_profile": "cloud-balanced",
+    # dask.distributed Client that Collection.map/update run partitions on (None: in-process).
+    "dask.client": None,
 }
 
 
@@ -32,6 +34,8 @@ class Config(MutableMapping[str, Any]):
             raise KeyError(f"unknown zcollection setting {key!r}; known: {sorted(self._defaults)}")
         if key == "partition.concurrency" and (not isinstance(value, int) or value < 1):
             raise ValueError("partition.concurrency must be a positive integer")
+        if key == "dask.client" and value is not None and not hasattr(value, "submit"):
+            raise ValueError("dask.client must be a distributed.Client or None")
         self._values[key] = value
 
     def __delitem__(self, key: str) -> None:

@@ -10,6 +10,7 @@ import numpy
 
 from .._sync import run_sync
 from ..config import config
+from ..conform import conform
 from ..data import Dataset, Variable
 from ..data.ops import concat, full_variable
 from ..errors import (
@@ -23,13 +24,18 @@ from ..errors import (
 from ..merge import MergeCallable, resolve
 from ..partitioning import Partitioning, check_schema, compile_filter, partition_rows, sort_paths
 from ..schema import DatasetSchema
+from ..selection import RowSelection, rows_of
 from ..store import Store, StoreSession
 from ..store.base import delete_prefix, list_dir
 from . import catalog
 from .config_file import CONFIG_KEY, CollectionConfig
+from .dask_support import (
+    client_for,
+    materialise_async,
+    read_partition_lazy,
+    run_on_client,
+)
 from .layout import parents, walk_partitions
-from ..selection import RowSelection, rows_of
-from ..conform import conform
 from .zarr_io import (
     PARTITION_KEY_ATTR,
     array_shape,
@@ -389,17 +395,22 @@ class Collection:
         filters: str | None = None,
         variables: Iterable[str] | None = None,
         selection: RowSelection | None = None,
+        lazy: bool = False,
     ) -> Dataset | None:
-        """Read matching partitions and return the concatenated dataset (None if none match)."""
+        """Read matching partitions and return the concatenated dataset (None if none match).
+
+        See :meth:`query`; with ``lazy=True`` the partitioned variables are Dask arrays.
+        """
         var_paths = self._resolve_variables(variables)
         zs = self._store.zarr_store()
         paths = await self._select_paths(filters)
         if not paths:
             return None
         partitioned = [p for p in var_paths if not self._schema.all_variables()[p].immutable]
+        read = read_partition_lazy if lazy else Collection._read_partition
         parts = await gather_limited(
             config["partition.concurrency"],
-            [self._read_partition(zs, path, partitioned, selection) for path in paths],
+            [read(self, zs, path, partitioned, selection) for path in paths],
         )
         immutable = await self._read_immutable(zs, var_paths)
         datasets = [self._dataset(partitioned, part) for part in parts]
@@ -414,17 +425,26 @@ class Collection:
         filters: str | None = None,
         variables: Iterable[str] | None = None,
         selection: RowSelection | None = None,
+        lazy: bool = False,
     ) -> Dataset | None:
         """Read matching partitions and return the concatenated dataset (None if none match).
 
         ``selection`` (a RowSelection) keeps only rows whose axis value lies within bounds,
         applied inside each partition (an extension of the reference API).
 
+        ``lazy=True`` (needs dask) returns the partitioned variables as Dask arrays over the
+        stored chunks (at least one Dask chunk per partition, concatenated along the axis in
+        key order); only metadata is read until ``.compute()`` / ``to_numpy()``, except the
+        axis variable, read eagerly when a ``selection`` has to find its rows. Immutable
+        variables are always read eagerly.
+
         Raises:
             ExpressionError: If ``filters`` is malformed or names an unknown key.
             SchemaError: If ``variables`` names an unknown variable.
         """
-        return run_sync(self.query_async(filters=filters, variables=variables, selection=selection))
+        return run_sync(
+            self.query_async(filters=filters, variables=variables, selection=selection, lazy=lazy)
+        )
 
     async def map_async(
         self,
@@ -432,11 +452,19 @@ class Collection:
         *,
         filters: str | None = None,
         variables: Iterable[str] | None = None,
+        client: Any = None,
     ) -> dict[str, Any]:
-        """Apply ``fn`` to each matching partition; return ``{partition_path: fn(dataset)}``."""
+        """Apply ``fn`` to each matching partition; return ``{partition_path: fn(dataset)}``.
+
+        See :meth:`map` for ``client``.
+        """
         var_paths = self._resolve_variables(variables)
         zs = self._store.zarr_store()
         paths = await self._select_paths(filters)
+        dask_client = client_for(self._store, client, write=False)
+        if dask_client is not None:
+            results = await run_on_client(self, dask_client, fn, paths, var_paths, write=False)
+            return dict(zip(paths, results, strict=True))
         immutable = await self._read_immutable(zs, var_paths)
         loop = asyncio.get_running_loop()
 
@@ -453,9 +481,17 @@ class Collection:
         *,
         filters: str | None = None,
         variables: Iterable[str] | None = None,
+        client: Any = None,
     ) -> dict[str, Any]:
-        """Apply ``fn`` to each matching partition; return ``{partition_path: fn(dataset)}``."""
-        return run_sync(self.map_async(fn, filters=filters, variables=variables))
+        """Apply ``fn`` to each matching partition; return ``{partition_path: fn(dataset)}``.
+
+        ``client`` (a ``distributed.Client``; default ``zcollection.config["dask.client"]``)
+        runs each partition on a worker of a dask cluster: the worker reopens the collection
+        from its store, loads the partition and applies ``fn`` (which must pickle); results
+        come back in key order. An explicit client refuses a MemoryStore (StoreError), which
+        workers cannot reach; the configured default then runs the partitions here.
+        """
+        return run_sync(self.map_async(fn, filters=filters, variables=variables, client=client))
 
     # -- writing ------------------------------------------------------------------------
     async def _write_partition(self, zs: Any, path: str, key: Key, dataset: Dataset) -> None:
@@ -530,6 +566,8 @@ class Collection:
         self._check_writable("insert")
         strategy = resolve(merge)
         data = conform(dataset, self._schema, self._axis, required=self._partitioning_variables())
+        # Dask-backed data: compute the key variables now, each partition's rows when written
+        data = await materialise_async(data, self._partitioning_variables())
         rows = partition_rows(self._partitioning, data)
         dim = self._partitioning.dimension
         async with self._store.session_async("insert") as session:
@@ -555,7 +593,7 @@ class Collection:
             )
 
             async def one(path: str, key: Key, index: Any) -> None:
-                part = moving.isel(dim, index)
+                part = await materialise_async(moving.isel(dim, index))
                 if strategy is not None and exists[path]:
                     stored = self._dataset(
                         partitioned, await self._read_partition(zs, path, partitioned)
@@ -593,28 +631,45 @@ class Collection:
         *,
         filters: str | None = None,
         variables: Iterable[str] | None = None,
+        client: Any = None,
     ) -> list[str]:
-        """Rewrite each matching partition with ``fn(partition)``; return the paths written."""
+        """Rewrite each matching partition with ``fn(partition)``; return the paths written.
+
+        See :meth:`update` for ``client``.
+        """
         self._check_writable("update")
         var_paths = self._resolve_variables(variables)
+        dask_client = client_for(self._store, client, write=True)
+        if dask_client is not None:
+            paths = await self._select_paths(filters)
+            return await run_on_client(self, dask_client, fn, paths, var_paths, write=True)
         async with self._store.session_async("update") as session:
             zs = session.zarr_store()
             paths = await self._select_paths(filters, session)
             immutable = await self._read_immutable(zs, var_paths)
-            loop = asyncio.get_running_loop()
-
-            async def one(path: str) -> None:
-                ds = await self._load(zs, path, var_paths, immutable)
-                result = await loop.run_in_executor(None, fn, ds)
-                if not isinstance(result, Dataset):
-                    raise SchemaError(
-                        f"update function returned {type(result).__name__}, expected a Dataset"
-                    )
-                new = conform(result, self._schema, self._axis, require_all=False)
-                await self._write_partition(zs, path, self._partitioning.decode(path), new)
-
-            await gather_limited(config["partition.concurrency"], [one(p) for p in paths])
+            await gather_limited(
+                config["partition.concurrency"],
+                [self._update_partition(zs, p, var_paths, immutable, fn) for p in paths],
+            )
         return paths
+
+    async def _update_partition(
+        self,
+        zs: Any,
+        path: str,
+        var_paths: list[str],
+        immutable: dict[str, Variable],
+        fn: Callable[[Dataset], Dataset],
+    ) -> None:
+        """Load one partition, transform it with ``fn`` and write the result back."""
+        ds = await self._load(zs, path, var_paths, immutable)
+        result = await asyncio.get_running_loop().run_in_executor(None, fn, ds)
+        if not isinstance(result, Dataset):
+            raise SchemaError(
+                f"update function returned {type(result).__name__}, expected a Dataset"
+            )
+        new = await materialise_async(conform(result, self._schema, self._axis, require_all=False))
+        await self._write_partition(zs, path, self._partitioning.decode(path), new)
 
     def update(
         self,
@@ -622,9 +677,18 @@ class Collection:
         *,
         filters: str | None = None,
         variables: Iterable[str] | None = None,
+        client: Any = None,
     ) -> list[str]:
-        """Read each matching partition, transform it with ``fn`` and write it back wholesale."""
-        return run_sync(self.update_async(fn, filters=filters, variables=variables))
+        """Read each matching partition, transform it with ``fn`` and write it back wholesale.
+
+        ``client`` (a ``distributed.Client``; default ``zcollection.config["dask.client"]``)
+        loads, transforms and writes each partition on a worker of a dask cluster (the
+        worker reopens the collection from its store; ``fn`` must pickle); the paths come
+        back in key order. An explicit client refuses a MemoryStore and transactional stores
+        (icechunk: one commit made here) with StoreError; the configured default then runs
+        the partitions here.
+        """
+        return run_sync(self.update_async(fn, filters=filters, variables=variables, client=client))
 
     async def rewrite_partitions_async(self, dataset: Dataset) -> list[str]:
         """Rewrite each partition the rows of ``dataset`` fall in, wholesale, in one session.

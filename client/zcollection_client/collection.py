@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 from collections.abc import Callable, Iterable, Iterator
@@ -161,11 +162,28 @@ class RemoteCollection:
             _, immutable = read_all(
                 self.connection, [e for e in endpoints if e.immutable], self._schema, self._axis
             )
+            if any(e.rows < 0 for e in partition_endpoints):
+                endpoints = self._with_selected_rows(filters, selection, endpoints)
             return lazy_dataset(
                 self.connection, endpoints, self._schema, var_paths, self._axis, immutable
             )
         partitions, immutable = read_all(self.connection, endpoints, self._schema, self._axis)
         return assemble(self._schema, var_paths, self._axis, [v for _, v in partitions], immutable)
+
+    def _with_selected_rows(
+        self, filters: str | None, selection: zc.RowSelection | None, endpoints: list[Endpoint]
+    ) -> list[Endpoint]:
+        """Return ``endpoints`` with their row counts under ``selection`` (unknown to the
+        server's FlightInfo): the axis variable is read eagerly, as the engine's lazy query
+        does to find the selected rows."""
+        axis_path = "/" + self._merge_axis()
+        info = self._flight_info(self._query_message(filters, [axis_path], selection))
+        partitions, _ = read_all(self.connection, endpoints_of(info), self._schema, self._axis)
+        rows = {path: variables[axis_path].shape[0] for path, variables in partitions}
+        return [
+            e if e.immutable else dataclasses.replace(e, rows=rows.get(e.partition or "", 0))
+            for e in endpoints
+        ]
 
     def _any_partition(self, filters: str | None) -> bool:
         return next(iter(self.partitions(filters=filters)), None) is not None
@@ -215,8 +233,13 @@ class RemoteCollection:
         *,
         filters: str | None = None,
         variables: Iterable[str] | None = None,
+        client: Any = None,
     ) -> dict[str, Any]:
-        """Apply ``fn`` (on the client) to each matching partition; ``{path: fn(ds)}``."""
+        """Apply ``fn`` (on the client) to each matching partition; ``{path: fn(ds)}``.
+
+        ``client`` is accepted for compatibility with ``Collection.map`` and not used:
+        partitions are fetched in parallel and ``fn`` runs in this process.
+        """
         return {path: fn(ds) for path, ds in self._partition_datasets(filters, variables)}
 
     async def map_async(
@@ -225,6 +248,7 @@ class RemoteCollection:
         *,
         filters: str | None = None,
         variables: Iterable[str] | None = None,
+        client: Any = None,
     ) -> dict[str, Any]:
         """Async variant of map()."""
         return await asyncio.to_thread(lambda: self.map(fn, filters=filters, variables=variables))
@@ -284,9 +308,11 @@ class RemoteCollection:
                 raise KeyError(f"unknown merge strategy {merge!r}; known: {', '.join(STRATEGIES)}")
             command.merge = merge
         elif isinstance(merge, UpsertWithin):
-            command.merge = "upsert_within"
             tolerance = tolerance_to_proto(merge.tolerance)
-            if tolerance is not None:
+            if tolerance is None:
+                command.merge = "upsert"  # no tolerance: exact matches, the upsert strategy
+            else:
+                command.merge = "upsert_within"
                 command.tolerance.CopyFrom(tolerance)
         elif merge is not None:
             if not callable(merge):
@@ -302,12 +328,7 @@ class RemoteCollection:
         )
 
     def _merge_axis(self) -> str:
-        names = getattr(self._partitioning, "variables", ()) or ()
-        for name in (self._axis, *names):
-            var = self._schema.variables.get(name)
-            if var is not None and var.dimensions == (self._axis,):
-                return str(name)
-        return self._axis
+        return zc.partitioning.axis_variable(self._schema, self._axis, self._partitioning)
 
     def _insert_merging_locally(
         self, dataset: zc.Dataset, merge: MergeCallable, overwrite: bool
@@ -317,9 +338,18 @@ class RemoteCollection:
         variables = dataset.all_variables()
         fixed = {p: v for p, v in variables.items() if dim not in v.dimensions}
         moving = dataset.select(["/" + p for p in variables if p not in fixed])
+        targets = [
+            (self._partitioning.encode(key), index)
+            for key, index in partition_rows(self._partitioning, moving)
+        ]
+        if not overwrite:
+            clash = [path for path, _ in targets if path in existing]
+            if clash:
+                raise zc.PartitionExistsError(
+                    f"partition(s) {clash} already exist and overwrite=False"
+                )
         written: list[str] = []
-        for key, index in partition_rows(self._partitioning, moving):
-            path = self._partitioning.encode(key)
+        for path, index in targets:
             part = moving.isel(dim, index)
             if path in existing:
                 stored = self._fetch_partition(path)
@@ -355,8 +385,12 @@ class RemoteCollection:
         *,
         filters: str | None = None,
         variables: Iterable[str] | None = None,
+        client: Any = None,
     ) -> list[str]:
-        """Transform each matching partition on the client and write it back wholesale."""
+        """Transform each matching partition on the client and write it back wholesale.
+
+        ``client`` is accepted for compatibility with ``Collection.update`` and not used.
+        """
         self._check_writable("update")
         written: list[str] = []
         for path, ds in self._partition_datasets(filters, variables):
@@ -379,6 +413,7 @@ class RemoteCollection:
         *,
         filters: str | None = None,
         variables: Iterable[str] | None = None,
+        client: Any = None,
     ) -> list[str]:
         """Async variant of update()."""
         return await asyncio.to_thread(

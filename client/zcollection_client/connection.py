@@ -53,7 +53,11 @@ def parse_uri(uri: str) -> tuple[str, str]:
     parts = urlsplit(uri)
     if parts.scheme not in SCHEMES:
         raise zc.InvalidURLError(f"expected a {', '.join(s + '://' for s in SCHEMES)} URI: {uri!r}")
-    if not parts.hostname or parts.port is None:
+    try:
+        port = parts.port  # ValueError for a port that is not a number in 0-65535
+    except ValueError:
+        port = None
+    if not parts.hostname or port is None:
         raise zc.InvalidURLError(f"the URI needs a host and a port: {uri!r}")
     scheme = "grpc+tls" if parts.scheme == "grpc+tls" else "grpc+tcp"
     return f"{scheme}://{parts.netloc.rsplit('@', 1)[-1]}", parts.path.strip("/")
@@ -90,6 +94,9 @@ class Connection:
         if disable_server_verification:
             self._client_kwargs["disable_server_verification"] = True
         self._pool: queue.LifoQueue[flight.FlightClient] = queue.LifoQueue()
+        #: At most ``parallelism`` clients are borrowed (hence open) at a time, whatever the
+        #: number of threads using this connection.
+        self._slots = threading.BoundedSemaphore(max(1, self.options.parallelism))
         self._created = 0
         self._lock = threading.Lock()
         self._closed = False
@@ -122,20 +129,33 @@ class Connection:
 
     @contextmanager
     def client(self) -> Iterator[flight.FlightClient]:
-        """Borrow a Flight client from the pool (created on demand, reused afterwards)."""
+        """Borrow a Flight client from the pool (created on demand, reused afterwards).
+
+        At most ``options.parallelism`` clients are lent at a time (others wait). A client
+        whose call failed with UNAVAILABLE is closed rather than pooled: its channel would
+        wait out gRPC's reconnect backoff, failing fast for a while after the server is back.
+        """
         if self._closed:
             raise zc.StoreError("the connection is closed")
+        self._slots.acquire()
         try:
-            client = self._pool.get_nowait()
-        except queue.Empty:
-            client = self._new_client()
-        try:
-            yield client
+            try:
+                client = self._pool.get_nowait()
+            except queue.Empty:
+                client = self._new_client()
+            broken = False
+            try:
+                yield client
+            except flight.FlightUnavailableError:
+                broken = True
+                raise
+            finally:
+                if self._closed or broken:
+                    client.close()
+                else:
+                    self._pool.put(client)
         finally:
-            if self._closed:
-                client.close()
-            else:
-                self._pool.put(client)
+            self._slots.release()
 
     def call_options(self, timeout: float | None = None) -> flight.FlightCallOptions:
         """Options of one call: timeout and authorization headers."""

@@ -26,7 +26,7 @@ class RemoteError(ZCollectionError):
 
 
 class ServerUnavailableError(StoreError):
-    """The server could not be reached (after retries)."""
+    """The server could not be reached (after retries) or did not answer within the timeout."""
 
     code = "UNAVAILABLE"
 
@@ -70,8 +70,8 @@ def from_flight_error(exc: BaseException) -> BaseException:
     message = _PREFIX.sub("", _DETAIL.sub("", str(exc)))
     cls = ERROR_CLASSES.get(code) or _EXTRA.get(code) or _BY_KIND.get(str(info.get("kind")))
     if cls is None:
-        if isinstance(exc, flight.FlightUnavailableError):
-            cls = ServerUnavailableError
+        if isinstance(exc, flight.FlightUnavailableError | flight.FlightTimedOutError):
+            cls = ServerUnavailableError  # unreachable, or no answer within the timeout
         elif isinstance(exc, flight.FlightUnauthenticatedError | flight.FlightUnauthorizedError):
             return exc
         else:

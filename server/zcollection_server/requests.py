@@ -34,6 +34,8 @@ class ReadRequest:
     filters: str | None = None
     variables: tuple[str, ...] | None = None
     selection: zc.RowSelection | None = None
+    #: Variable the client named for the row selection ("" : the axis variable).
+    selection_variable: str = ""
     view: str | None = None
     partition: str | None = None
     immutable: bool = False
@@ -72,6 +74,7 @@ def read_request(body: Query | PartitionTicket | ImmutableTicket, max_bytes: int
     requested = body.max_batch_bytes or max_bytes
     batch_bytes = max(1024, min(requested, max_bytes))
     selection = _selection(body.selection) if body.HasField("selection") else None
+    selection_variable = body.selection.variable if body.HasField("selection") else ""
     if isinstance(body, PartitionTicket):
         if not body.partition:
             raise ClientError("a partition ticket needs a partition path")
@@ -79,6 +82,7 @@ def read_request(body: Query | PartitionTicket | ImmutableTicket, max_bytes: int
             body.collection,
             variables=variables,
             selection=selection,
+            selection_variable=selection_variable,
             view=view,
             partition=body.partition,
             max_batch_bytes=batch_bytes,
@@ -89,6 +93,7 @@ def read_request(body: Query | PartitionTicket | ImmutableTicket, max_bytes: int
         filters=filters or None,
         variables=variables,
         selection=selection,
+        selection_variable=selection_variable,
         view=view,
         max_batch_bytes=batch_bytes,
     )

@@ -77,9 +77,9 @@ class ZCollectionFlightServer(flight.FlightServerBase):
         self.closing = False
 
     # -- plumbing -------------------------------------------------------------------------
-    def _begin(self, method: str) -> CallRecord:
+    def _begin(self, method: str, *, during_shutdown: bool = False) -> CallRecord:
         request_id = new_request_id()
-        if self.draining:
+        if self.draining and not during_shutdown:
             CallRecord(method=method, request_id=request_id).finish("UNAVAILABLE")
             raise shutting_down(request_id)
         with self._inflight_lock:
@@ -111,6 +111,15 @@ class ZCollectionFlightServer(flight.FlightServerBase):
 
     def _source(self, request: ReadRequest) -> Source:
         collection = run_sync(self.registry.open_async(request.collection))
+        if request.selection_variable:
+            expected = zc.partitioning.axis_variable(
+                collection.schema, collection.axis, collection.partitioning
+            )
+            if request.selection_variable.lstrip("/") != expected:
+                raise ClientError(
+                    f"row selections apply to the axis variable {expected!r}, "
+                    f"not {request.selection_variable!r}"
+                )
         if request.view is not None:
             from .views import view_source
 
@@ -340,6 +349,15 @@ class ZCollectionFlightServer(flight.FlightServerBase):
     def do_action(
         self, context: flight.ServerCallContext, action: flight.Action
     ) -> Iterator[bytes]:
+        if action.type == "zcollection.v1.health" and self.draining:
+            # health still answers while draining, so load balancers see NOT_SERVING
+            record = self._begin("do_action", during_shutdown=True)
+            try:
+                return iter([self.actions.handle(action.type, b"", record)])
+            finally:
+                self._end()
+                record.finish()
+
         def run(record: CallRecord) -> list[bytes]:
             record.extra["action"] = action.type
             body = action.body.to_pybytes() if action.body is not None else b""

@@ -1,5 +1,6 @@
 """Partitioning strategies (how rows are bucketed onto disk) and the filter language."""
 
+from .axis import axis_variable
 from .base import (
     Partitioning,
     PartitionKey,
@@ -16,6 +17,7 @@ from .filters import compile_filter, referenced_names
 from .sequence import GroupedSequence, Sequence
 
 __all__ = [
+    "axis_variable",
     "Date",
     "GroupedSequence",
     "PartitionKey",

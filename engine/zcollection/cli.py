@@ -97,11 +97,15 @@ def _inspect_text(info: dict[str, Any], collection: Collection) -> str:
     return "\n".join(lines)
 
 
-def _confirm(question: str) -> bool:
-    try:
-        answer = input(f"{question} [y/N] ")
-    except EOFError:
+def _confirm(question: str, *, quiet_stdout: bool = False) -> bool:
+    """Ask ``question`` on stdout (on stderr when stdout must stay JSON); read the answer."""
+    if sys.stdin is None:
         return False
+    stream = sys.stderr if quiet_stdout else sys.stdout
+    print(f"{question} [y/N] ", end="", file=stream, flush=True)
+    answer = sys.stdin.readline()
+    if not sys.stdin.isatty():
+        print(file=stream)  # the answer was not echoed: end the prompt's line
     return answer.strip().lower() in ("y", "yes")
 
 
@@ -124,7 +128,7 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps([]) if args.json else "nothing to drop")
         return EXIT_OK
     if not args.yes and not _confirm(
-        f"drop {len(targets)} partition(s) of {collection.store.root_uri}?"
+        f"drop {len(targets)} partition(s) of {collection.store.root_uri}?", quiet_stdout=args.json
     ):
         print("zcollection: aborted (pass -y to drop without asking)", file=sys.stderr)
         return EXIT_FAILED

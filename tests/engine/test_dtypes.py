@@ -245,20 +245,20 @@ def _sample(dt: numpy.dtype[Any], shape: tuple[int, ...]) -> Any:
 
 @pytest.mark.parametrize("backend", ["memory"], indirect=True)
 def test_fill_value_survives_reopen_and_fills_what_was_never_written(backend):
+    """1-D variables of every dtype (2-D ones are in the round trip), immutables never written."""
     dtypes = [numpy.dtype(d) for d in ALL_DTYPES]
     schema = make_schema(ALL_DTYPES)
+    schema = schema.select(
+        ["cycle", *(n for i in range(len(dtypes)) for n in names(i) if not n.startswith("v2_"))]
+    )
     cycle = [1, 1, 2, 2]
-    values: dict[str, Any] = {}
-    for index, dt in enumerate(dtypes):
-        v1, v2, _ = names(index)
-        values[v2] = _sample(dt, (4, WIDTH))
-        values[v1] = values[v2][:, 1].copy()
+    values = {names(index)[0]: _sample(dt, (4,)) for index, dt in enumerate(dtypes)}
     url, col = create(backend, schema)
     col.insert(build(schema, cycle, values))  # the immutable variables are never written
 
     reopened = zc.open_collection(url, mode="rw")
     for index, dt in enumerate(dtypes):
-        for name in names(index):
+        for name in (names(index)[0], names(index)[2]):
             var = reopened.schema.variables[name]
             assert var.dtype == dt, name
             assert var.fill_value is not None, name
@@ -269,11 +269,9 @@ def test_fill_value_survives_reopen_and_fills_what_was_never_written(backend):
     result = zc.open_collection(url).query()
     assert result is not None
     for index, dt in enumerate(dtypes):
-        v1, v2, imm = names(index)
+        v1, _, imm = names(index)
         fill = fill_for(dt)
-        what = f"{dt} {v1}/{v2}/{imm}"
-        assert_same_bytes(result[v2].to_numpy()[:2], values[v2][:2], what)
-        assert_same_bytes(result[v2].to_numpy()[2:], numpy.full((2, WIDTH), fill, dt), what)
+        what = f"{dt} {v1}/{imm}"
         assert_same_bytes(result[v1].to_numpy()[:2], values[v1][:2], what)
         assert_same_bytes(result[v1].to_numpy()[2:], numpy.full(2, fill, dt), what)
         assert_same_bytes(result[imm].to_numpy(), numpy.full(WIDTH, fill, dt), what)

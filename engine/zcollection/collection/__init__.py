@@ -1,8 +1,8 @@
 """The Collection and its storage layout."""
 
 from ..errors import PartitionExistsError
+from ..selection import RowSelection
 from . import merge
 from .collection import Collection
-from ..selection import RowSelection
 
 __all__ = ["Collection", "PartitionExistsError", "RowSelection", "merge"]

@@ -40,6 +40,7 @@ from .zarr_io import (
     PARTITION_KEY_ATTR,
     array_shape,
     gather_limited,
+    in_dtype,
     join,
     read_array,
     read_group_attrs,
@@ -287,7 +288,7 @@ class Collection:
                 sizes = {d: self._schema.all_dimensions()[d].size or 0 for d in var.dimensions}
                 result[path] = full_variable(var, sizes)
             else:
-                result[path] = Variable(var, array)
+                result[path] = Variable(var, in_dtype(array, var.dtype))
         return result
 
     async def _partition_length(self, zs: Any, path: str) -> int:
@@ -352,7 +353,11 @@ class Collection:
         result: dict[str, Variable] = {}
         for var_path, array in zip(wanted, arrays, strict=True):
             var = all_vars[var_path]
-            result[var_path] = full_variable(var, sizes) if array is None else Variable(var, array)
+            result[var_path] = (
+                full_variable(var, sizes)
+                if array is None
+                else Variable(var, in_dtype(array, var.dtype))
+            )
         return result
 
     async def partition_length_async(self, path: str) -> int:

@@ -170,6 +170,11 @@ async def array_shape(store: ZarrStoreABC, path: str) -> tuple[int, ...] | None:
         raise StoreError(f"corrupt array metadata at {path!r}: {exc}") from exc
 
 
+def in_dtype(array: numpy.ndarray[Any, Any], dtype: numpy.dtype[Any]) -> numpy.ndarray[Any, Any]:
+    """Return ``array`` in the schema's exact dtype (zarr reads big-endian data as native)."""
+    return array if array.dtype == dtype else array.astype(dtype)
+
+
 async def gather_limited(limit: int, coros: list[Any]) -> list[Any]:
     """Run coroutines with at most ``limit`` in flight; results in input order."""
     semaphore = asyncio.Semaphore(max(1, limit))

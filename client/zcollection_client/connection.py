@@ -29,7 +29,7 @@ from zcollection_proto import (
     encode_message,
 )
 
-from .errors import ServerUnavailableError, from_flight_error
+from .errors import STATUS_ERRORS, ServerUnavailableError, from_flight_error
 
 SCHEMES = ("grpc", "grpc+tcp", "grpc+tls")
 
@@ -116,7 +116,7 @@ class Connection:
             client = self._new_client()
             try:
                 pair = client.authenticate_basic_token(username, password or "")
-            except flight.FlightError as exc:
+            except (flight.FlightError, *STATUS_ERRORS) as exc:
                 raise from_flight_error(exc) from None
             self._headers.append(pair)
             self._pool.put(client)
@@ -183,7 +183,7 @@ class Connection:
                     raise error from None
                 time.sleep(delay * (1 + random.random()))
                 delay *= 2
-            except flight.FlightError as exc:
+            except (flight.FlightError, *STATUS_ERRORS) as exc:
                 raise from_flight_error(exc) from None
         raise AssertionError("unreachable")
 

@@ -6,6 +6,7 @@ import json
 import re
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.flight as flight
 from zcollection.errors import (
     ERROR_CLASSES,
@@ -61,8 +62,30 @@ def _info(exc: flight.FlightError) -> dict[str, Any]:
     return info if isinstance(info, dict) else {}
 
 
+#: Errors the server sends as plain gRPC statuses (NOT_FOUND, INVALID_ARGUMENT, UNIMPLEMENTED).
+STATUS_ERRORS = (pa.ArrowKeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError)
+_CODED = re.compile(r"\[([A-Z_]+)\] (.*?) \(request ([0-9a-f]+)\)", re.DOTALL)
+_STATUS_KINDS: dict[type[BaseException], str] = {
+    pa.ArrowKeyError: "not_found",
+    pa.ArrowInvalid: "invalid_argument",
+    pa.ArrowNotImplementedError: "unimplemented",
+}
+
+
+def _from_status(exc: BaseException) -> BaseException:
+    match = _CODED.search(str(exc))
+    if match is None:
+        return exc
+    code, message, request_id = match.groups()
+    kind = next((k for cls, k in _STATUS_KINDS.items() if isinstance(exc, cls)), "")
+    cls = ERROR_CLASSES.get(code) or _EXTRA.get(code) or _BY_KIND.get(kind) or RemoteError
+    return cls(f"{message} (request {request_id})")
+
+
 def from_flight_error(exc: BaseException) -> BaseException:
-    """Return the zcollection exception matching a Flight error (others unchanged)."""
+    """Return the zcollection exception matching an error from the server (others unchanged)."""
+    if isinstance(exc, STATUS_ERRORS):
+        return _from_status(exc)
     if not isinstance(exc, flight.FlightError):
         return exc
     info = _info(exc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,11 +62,21 @@ def configure_logging(*, json_lines: bool, level: int = logging.INFO) -> None:
     if json_lines:
         handler.setFormatter(_JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler.setFormatter(_TextFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger("zcollection_server")
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+
+
+def full_traceback(exc_info: Any) -> str:
+    """Format a traceback whatever ``sys.tracebacklimit`` says (the server sets it to 0)."""
+    return "".join(traceback.format_exception(exc_info[0], exc_info[1], exc_info[2], limit=1000))
+
+
+class _TextFormatter(logging.Formatter):
+    def formatException(self, ei: Any) -> str:
+        return full_traceback(ei).rstrip("\n")
 
 
 class _JsonFormatter(logging.Formatter):
@@ -81,6 +92,6 @@ class _JsonFormatter(logging.Formatter):
             payload.update(decoded if isinstance(decoded, dict) else {"message": message})
         except ValueError:
             payload["message"] = message
-        if record.exc_info:
-            payload["traceback"] = self.formatException(record.exc_info)
+        if record.exc_info and record.exc_info[1] is not None:
+            payload["traceback"] = full_traceback(record.exc_info)
         return json.dumps(payload)

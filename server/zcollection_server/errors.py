@@ -1,18 +1,29 @@
 """The one place engine errors become Flight errors.
 
-Flight (through pyarrow) offers these error kinds without leaking a traceback: failed
-(gRPC UNKNOWN), unauthorized (PERMISSION_DENIED), unauthenticated, unavailable, internal,
-timed out and cancelled. The engine's error code, the kind and the request id travel in
-``extra_info`` as JSON, and the message starts with ``[CODE]``.
+Every message starts with ``[CODE]`` (the engine's error code) and ends with the request id.
+Kinds and the gRPC status a client sees:
+
+- not found -> NOT_FOUND and invalid argument -> INVALID_ARGUMENT (raised as Arrow's
+  KeyError / Invalid statuses, which carry no ``extra_info``: the code is in the message);
+- unimplemented -> UNIMPLEMENTED;
+- already exists -> UNKNOWN (Flight "failed"), permission denied -> PERMISSION_DENIED,
+  unauthenticated -> UNAUTHENTICATED, unavailable -> UNAVAILABLE, internal -> INTERNAL, each
+  with JSON ``extra_info`` ``{"code", "kind", "request_id"}``.
+
+pyarrow attaches the formatted Python exception to statuses raised from Python; the server
+sets ``sys.tracebacklimit = 0`` so that text never holds a traceback (its own logs format
+tracebacks explicitly).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
 import uuid
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.flight as flight
 import zcollection as zc
 from zcollection_proto import CommandError
@@ -39,11 +50,32 @@ KINDS: list[tuple[type[BaseException], str]] = [
     (zc.ZCollectionError, "invalid_argument"),
 ]
 
-#: Flight error class of each kind.
+
+class NotFound(pa.ArrowKeyError):
+    """Sent as gRPC NOT_FOUND."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidArgument(pa.ArrowInvalid):
+    """Sent as gRPC INVALID_ARGUMENT."""
+
+
+class NotImplementedCall(NotImplementedError):
+    """Sent as gRPC UNIMPLEMENTED."""
+
+
+#: Statuses without extra_info, by kind.
+STATUS_CLASSES: dict[str, type[Exception]] = {
+    "not_found": NotFound,
+    "invalid_argument": InvalidArgument,
+    "unimplemented": NotImplementedCall,
+}
+
+#: Flight error class of the other kinds.
 FLIGHT_CLASSES: dict[str, type[flight.FlightError]] = {
-    "not_found": flight.FlightServerError,
     "already_exists": flight.FlightServerError,
-    "invalid_argument": flight.FlightServerError,
     "permission_denied": flight.FlightUnauthorizedError,
     "unauthenticated": flight.FlightUnauthenticatedError,
     "unavailable": flight.FlightUnavailableError,
@@ -80,9 +112,14 @@ def kind_of(exc: BaseException) -> str:
     return "internal"
 
 
-def to_flight_error(exc: BaseException, request_id: str) -> flight.FlightError:
-    """Return the Flight error a client receives for ``exc`` (never a traceback)."""
-    if isinstance(exc, flight.FlightError):
+def hide_python_tracebacks() -> None:
+    """Keep tracebacks out of the Python exception text pyarrow sends with a status."""
+    sys.tracebacklimit = 0
+
+
+def to_flight_error(exc: BaseException, request_id: str) -> Exception:
+    """Return the error a client receives for ``exc`` (never a traceback)."""
+    if isinstance(exc, flight.FlightError | NotFound | InvalidArgument | NotImplementedCall):
         return exc
     kind = kind_of(exc)
     if kind == "internal":
@@ -94,9 +131,12 @@ def to_flight_error(exc: BaseException, request_id: str) -> flight.FlightError:
         message = str(exc)
     if isinstance(exc, Unimplemented):
         kind = "unimplemented"
+    text = f"[{code}] {message} (request {request_id})"
+    if kind in STATUS_CLASSES:
+        return STATUS_CLASSES[kind](text)
     info: dict[str, Any] = {"code": code, "kind": kind, "request_id": request_id}
     cls = FLIGHT_CLASSES.get(kind, flight.FlightServerError)
-    return cls(f"[{code}] {message} (request {request_id})", json.dumps(info).encode())
+    return cls(text, json.dumps(info).encode())
 
 
 def shutting_down(request_id: str) -> flight.FlightUnavailableError:

@@ -29,6 +29,7 @@ from .calllog import CallRecord
 from .errors import (
     ClientError,
     Unimplemented,
+    hide_python_tracebacks,
     new_request_id,
     shutting_down,
     to_flight_error,
@@ -55,16 +56,12 @@ from .sources import (
 from .streams import _status, cancellable, partition_batches
 
 
-def _anonymous(fn: Callable[..., Any]) -> None:
-    """Make the frames of ``fn`` name no source file in tracebacks."""
-    fn.__code__ = fn.__code__.replace(co_filename="zcollection-server")
-
-
 class ZCollectionFlightServer(flight.FlightServerBase):
     """Serves the collections of a root URL and of a config file over Arrow Flight."""
 
     def __init__(self, settings: ServerSettings, **kwargs: Any) -> None:
         settings.validate()
+        hide_python_tracebacks()
         super().__init__(settings.location, **kwargs)
         self.settings = settings
         self.registry = Registry(settings.root, settings.collections)
@@ -164,16 +161,7 @@ class ZCollectionFlightServer(flight.FlightServerBase):
             partitioned, _ = split_variables(source.schema, request.variables)
             return flight.SchemaResult(partition_schema(source, partitioned))
 
-        try:
-            return self._run("get_schema", run)
-        except flight.FlightError as error:
-            # Unlike its other callbacks, pyarrow's get_schema callback does not turn a
-            # FlightError into a Flight status: the client receives the Python traceback of
-            # whatever get_schema raises. Raise the error afresh, so that the traceback holds
-            # this frame only, whose code names no file (see _anonymous).
-            raise error.with_traceback(None) from None
-
-    _anonymous(get_schema)
+        return self._run("get_schema", run)
 
     def get_flight_info(
         self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor

@@ -28,11 +28,10 @@ COLLECTION_ACTIONS = {
 }
 
 
-def _error(call: Any) -> tuple[flight.FlightError, dict[str, Any]]:
-    with pytest.raises(flight.FlightError) as caught:
+def _error(h: Any, call: Any) -> tuple[Exception, dict[str, Any]]:
+    with pytest.raises(h.SERVER_ERRORS) as caught:
         call()
-    info = json.loads(caught.value.extra_info)
-    return caught.value, info
+    return caught.value, h.error_info(caught.value)
 
 
 def test_list_actions_describes_every_action(read_server: Any) -> None:
@@ -107,7 +106,7 @@ def test_create_and_delete_a_collection(
     assert list(h.action(client, "list_collections", as_json=as_json).collections) == ["team/new"]
 
     # it already exists
-    _, extra = _error(lambda: h.action(client, "create_collection", message, as_json=as_json))
+    _, extra = _error(h, lambda: h.action(client, "create_collection", message, as_json=as_json))
     assert (extra["code"], extra["kind"]) == ("COLLECTION_EXISTS", "already_exists")
     # ... unless overwritten
     message.overwrite = True
@@ -120,7 +119,7 @@ def test_create_and_delete_a_collection(
     inner.CopyFrom(message)
     inner.collection = "team/new/inner"
     inner.overwrite = False
-    _, extra = _error(lambda: h.action(client, "create_collection", inner, as_json=as_json))
+    _, extra = _error(h, lambda: h.action(client, "create_collection", inner, as_json=as_json))
     assert extra["code"] == "INVALID_NAME"
     assert not (root / "team" / "new" / "inner").exists()
 
@@ -132,9 +131,10 @@ def test_create_and_delete_a_collection(
     assert not (root / "team" / "new").exists()
     assert list(h.action(client, "list_collections", as_json=as_json).collections) == []
     _, extra = _error(
+        h,
         lambda: h.action(
             client, "delete_collection", zp.DeleteCollection(collection="team/new"), as_json=as_json
-        )
+        ),
     )
     assert (extra["code"], extra["kind"]) == ("COLLECTION_NOT_FOUND", "not_found")
 
@@ -155,7 +155,7 @@ def test_a_collection_around_another_one_is_refused(
             overwrite=overwrite,
         )
         _, extra = _error(
-            lambda m=message: h.action(running.client, "create_collection", m, as_json=False)
+            h, lambda m=message: h.action(running.client, "create_collection", m, as_json=False)
         )
         assert extra["code"] == "INVALID_NAME"
         assert h.snapshot(write_root) == before
@@ -186,7 +186,7 @@ def test_create_collection_refusals(
     for key, value in fields.items():
         setattr(message, key, value)
     error, extra = _error(
-        lambda: h.action(running.client, "create_collection", message, as_json=True)
+        h, lambda: h.action(running.client, "create_collection", message, as_json=True)
     )
     h.error_info(error)
     assert extra["kind"] == "invalid_argument"
@@ -217,12 +217,13 @@ def test_list_partitions_with_filters(h: Any, read_server: Any, as_json: bool) -
     )
     assert list(seq.partitions) == ["num=1", "num=2", "num=10"]
     _, extra = _error(
+        h,
         lambda: h.action(
             client,
             "list_partitions",
             zp.ListPartitions(collection="alti", filters="cycle == 1"),
             as_json=as_json,
-        )
+        ),
     )
     assert extra["code"] == "EXPRESSION_ERROR"
 
@@ -239,7 +240,7 @@ def test_drop_partitions(h: Any, start_server: Any, write_root: Path, as_json: b
         zp.DropPartitions(collection="alti", filters="month == 1", all=True),
     ):
         error, extra = _error(
-            lambda m=message: h.action(client, "drop_partitions", m, as_json=as_json)
+            h, lambda m=message: h.action(client, "drop_partitions", m, as_json=as_json)
         )
         assert (extra["code"], extra["kind"]) == ("INVALID_REQUEST", "invalid_argument")
         assert "all" in str(error)
@@ -277,9 +278,10 @@ def test_repair_catalog(h: Any, start_server: Any, tmp_path: Path, as_json: bool
     listed = h.action(client, "describe", zp.Describe(collection="seq"), as_json=as_json)
     assert listed.info.partition_count == 2
     _, extra = _error(
+        h,
         lambda: h.action(
             client, "repair_catalog", zp.RepairCatalog(collection="alti"), as_json=as_json
-        )
+        ),
     )
     assert (extra["code"], extra["kind"]) == ("CATALOG_DISABLED", "invalid_argument")
 
@@ -325,7 +327,7 @@ def test_server_info_and_health(h: Any, read_server: Any, as_json: bool) -> None
 )
 def test_bad_actions(h: Any, read_server: Any, name: str, body: bytes, code: str) -> None:
     client = read_server.client
-    with pytest.raises(flight.FlightError) as caught:
+    with pytest.raises(h.SERVER_ERRORS) as caught:
         list(client.do_action(flight.Action(name, body)))
     info = h.error_info(caught.value)
     assert info["code"] == code, str(caught.value)

@@ -522,11 +522,24 @@ class Collection:
         await write_group(zs, path, {PARTITION_KEY_ATTR: [[name, value] for name, value in key]})
 
     async def _write_immutable(self, zs: Any, dataset: Dataset) -> None:
+        """Write the immutable variables that differ from the stored ones.
+
+        An identical array is not rewritten: a writer must not touch what it does not change
+        (on icechunk that would conflict with every concurrent insert).
+        """
         all_vars = self._schema.all_variables()
-        items = [
+        candidates = [
             (rel, var)
             for rel, var in dataset.all_variables().items()
             if all_vars["/" + rel].immutable
+        ]
+        stored = await asyncio.gather(
+            *(read_array(zs, join(IMMUTABLE_PREFIX, rel)) for rel, _ in candidates)
+        )
+        items = [
+            (rel, var)
+            for (rel, var), old in zip(candidates, stored, strict=True)
+            if not _same_array(old, var.to_numpy())
         ]
         if not items:
             return
@@ -772,6 +785,15 @@ class Collection:
             ReadOnlyError: If the collection is read-only.
         """
         return run_sync(self.repair_catalog_async())
+
+
+def _same_array(stored: numpy.ndarray[Any, Any] | None, new: numpy.ndarray[Any, Any]) -> bool:
+    """Return whether ``stored`` holds exactly ``new`` (same dtype, shape and bytes)."""
+    if stored is None or stored.dtype != new.dtype or stored.shape != new.shape:
+        return False
+    if new.dtype.hasobject:
+        return False
+    return numpy.ascontiguousarray(stored).tobytes() == numpy.ascontiguousarray(new).tobytes()
 
 
 __all__ = ["Collection"]

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import zcollection as zc
 from zcollection.conform import conform
+from zcollection.data.ops import concat
 from zcollection.merge import STRATEGIES, MergeCallable, UpsertWithin
 from zcollection.partitioning import partition_rows
 from zcollection_proto import (
@@ -348,17 +349,25 @@ class RemoteCollection:
                 raise zc.PartitionExistsError(
                     f"partition(s) {clash} already exist and overwrite=False"
                 )
-        written: list[str] = []
+        # every merge runs before anything is sent; the merged partitions then travel in one
+        # put that replaces them (one commit on icechunk; nothing written if the put fails)
+        parts = []
         for path, index in targets:
             part = moving.isel(dim, index)
             if path in existing:
                 stored = self._fetch_partition(path)
                 part = merge(stored, part, axis=self._merge_axis(), partitioning_dim=dim)
-            outgoing = {**part.all_variables(), **fixed}
-            paths = ["/" + p for p in outgoing]
-            to_send = zc.Dataset(self._schema.select(paths), outgoing)
-            written.extend(self._put(to_send, Insert(collection=self.name, overwrite=overwrite)))
-        return written
+                if not isinstance(part, zc.Dataset):
+                    raise zc.SchemaError(
+                        f"merge strategy returned {type(part).__name__}, expected a Dataset"
+                    )
+            parts.append(part)
+        if not parts:
+            return []
+        rows = concat(parts, dim) if len(parts) > 1 else parts[0]
+        outgoing = {**rows.all_variables(), **fixed}
+        to_send = zc.Dataset(self._schema.select(["/" + p for p in outgoing]), outgoing)
+        return self._put(to_send, Insert(collection=self.name, overwrite=overwrite))
 
     def _fetch_partition(self, path: str) -> zc.Dataset:
         partitioned = [p for p, v in self._schema.all_variables().items() if not v.immutable]

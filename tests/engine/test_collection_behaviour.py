@@ -562,3 +562,21 @@ def test_row_selection_keeps_rows_within_bounds(backend, monthly, make_altimetry
     numpy.testing.assert_array_equal(closed["ssh"].to_numpy(), ds["ssh"].to_numpy()[3:6])
     with pytest.raises(zc.SchemaError):
         col.query(selection=zc.RowSelection("not a date"))
+
+
+def test_a_failing_merge_writes_nothing(backend, monthly, make_altimetry):
+    col = _create(backend, make_altimetry("2024-01-01", 1).schema, monthly, catalog=True)
+    col.insert(make_altimetry("2024-01-01", 40))  # January and February
+    before = backend.snapshot()
+    calls = []
+
+    def fragile(existing, inserted, *, axis, partitioning_dim):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("merge failed")
+        return zc.merge.concat(existing, inserted, axis=axis, partitioning_dim=partitioning_dim)
+
+    # December 2023 is new, January and February exist: the second merge fails
+    with pytest.raises(RuntimeError, match="merge failed"):
+        col.insert(make_altimetry("2023-12-30", 40, seed=5), merge=fragile)
+    assert backend.snapshot() == before

@@ -602,21 +602,38 @@ class Collection:
                     raise PartitionExistsError(
                         f"partition(s) {clash} already exist and overwrite=False"
                     )
-            await self._write_immutable(zs, data)
             partitioned = [p for p, v in self._schema.all_variables().items() if not v.immutable]
             merge_axis = self._merge_axis()
-
             moving = data.select(
                 ["/" + p for p, v in data.all_variables().items() if not v.schema.immutable]
             )
 
-            async def one(path: str, key: Key, index: Any) -> None:
+            async def merged(path: str, index: Any) -> Dataset:
                 part = await materialise_async(moving.isel(dim, index))
-                if strategy is not None and exists[path]:
-                    stored = self._dataset(
-                        partitioned, await self._read_partition(zs, path, partitioned)
+                stored = self._dataset(
+                    partitioned, await self._read_partition(zs, path, partitioned)
+                )
+                assert strategy is not None
+                result = strategy(stored, part, axis=merge_axis, partitioning_dim=dim)
+                if not isinstance(result, Dataset):
+                    raise SchemaError(
+                        f"merge strategy returned {type(result).__name__}, expected a Dataset"
                     )
-                    part = strategy(stored, part, axis=merge_axis, partitioning_dim=dim)
+                return result
+
+            # Merges run before anything is written: a merge that fails leaves the
+            # collection as it was.
+            to_merge = [(p, i) for p, _, i in targets if strategy is not None and exists[p]]
+            results = await gather_limited(
+                config["partition.concurrency"], [merged(p, i) for p, i in to_merge]
+            )
+            merged_parts = {p: r for (p, _), r in zip(to_merge, results, strict=True)}
+            await self._write_immutable(zs, data)
+
+            async def one(path: str, key: Key, index: Any) -> None:
+                part = merged_parts.pop(path, None)
+                if part is None:
+                    part = await materialise_async(moving.isel(dim, index))
                 await self._write_partition(zs, path, key, part)
 
             await gather_limited(

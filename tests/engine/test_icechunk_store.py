@@ -219,25 +219,32 @@ def test_every_mutation_is_exactly_one_commit(tmp_path, make_altimetry, monthly)
 
 
 def test_failure_in_the_middle_of_an_insert_leaves_the_branch_as_it_was(
-    tmp_path, make_altimetry, monthly
+    tmp_path, make_altimetry, monthly, monkeypatch
 ):
+    from zcollection.collection import collection as collection_module
+
     ds = make_altimetry("2024-01-01", 70)
     col = _create(_url(tmp_path / "repo"), ds, monthly, catalog=True)
     col.insert(ds)
     store = col.store
     tip, before = store.tip(), col.query()
-    zc.config["partition.concurrency"] = 1
-    calls = []
+    zc.config["partition.concurrency"] = 1  # partitions one after the other
+    real_write_array = collection_module.write_array
+    written: list[str] = []
 
-    def explode_on_second(stored, new, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:  # the first partition is already rewritten in the session
-            raise RuntimeError("boom")
-        return new
+    async def write_array_then_fail(zs, path, *args, **kwargs):
+        if len(written) == 3:  # the first partition is rewritten, the second half-way
+            raise RuntimeError("disk on fire")
+        written.append(path)
+        return await real_write_array(zs, path, *args, **kwargs)
 
-    with pytest.raises(RuntimeError, match="boom"):
-        col.insert(make_altimetry("2024-01-01", 70, seed=9), merge=explode_on_second)
-    assert len(calls) == 2
+    monkeypatch.setattr(collection_module, "write_array", write_array_then_fail)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        col.insert(make_altimetry("2024-01-01", 70, seed=9))
+    monkeypatch.undo()
+    assert [p.rsplit("/", 1)[0] for p in written] == ["year=2024/month=01"] * 2 + [
+        "year=2024/month=02"
+    ]
     assert store.tip() == tip
     after = zc.open_collection(_url(tmp_path / "repo")).query()
     assert before is not None and after is not None

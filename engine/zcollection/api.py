@@ -22,7 +22,7 @@ def _remote_factory(path: Any) -> Any | None:
     if not isinstance(path, str) or "://" not in path:
         return None
     scheme = path.split("://", 1)[0].lower()
-    if scheme in ("file", "memory", "s3", "gs", "az", "http", "https", "icechunk"):
+    if scheme in ("file", "memory", "s3", "gs", "az", "http", "https", "icechunk", "icechunk+s3"):
         return None
     for ep in entry_points(group=COLLECTION_SCHEMES_GROUP):
         if ep.name == scheme:

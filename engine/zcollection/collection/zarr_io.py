@@ -150,8 +150,10 @@ async def read_array(
     """Read the Zarr array at ``path`` (None when it does not exist)."""
     try:
         array = await zarr_async.open_array(store=StorePath(store, path), zarr_format=3)
-    except (FileNotFoundError, KeyError, NodeNotFoundError):
+    except (FileNotFoundError, NodeNotFoundError):
         return None
+    except (KeyError, TypeError) as exc:
+        raise StoreError(f"corrupt array metadata at {path!r}: missing {exc}") from exc
     except (OSError, ValueError) as exc:
         raise StoreError(f"cannot open array {path!r}: {exc}") from exc
     result = await array.getitem(selection)

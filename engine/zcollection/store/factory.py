@@ -79,6 +79,7 @@ def _load_optional(scheme: str) -> None:
         "http": "zcollection.store.objectstore",
         "https": "zcollection.store.objectstore",
         "icechunk": "zcollection.store.icechunk",
+        "icechunk+s3": "zcollection.store.icechunk",
     }
     module = modules.get(scheme)
     if module is None:

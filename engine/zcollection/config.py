@@ -9,8 +9,6 @@ from typing import Any
 _DEFAULTS: dict[str, Any] = {
     # Number of partitions read or written at the same time.
     "partition.concurrency": 8,
-    # Codec profile used when a variable declares no codecs.
-    "codecs.default_profile": "cloud-balanced",
     # dask.distributed Client that Collection.map/update run partitions on (None: in-process).
     "dask.client": None,
 }
@@ -32,7 +30,9 @@ class Config(MutableMapping[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         if key not in self._defaults:
             raise KeyError(f"unknown zcollection setting {key!r}; known: {sorted(self._defaults)}")
-        if key == "partition.concurrency" and (not isinstance(value, int) or value < 1):
+        if key == "partition.concurrency" and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
             raise ValueError("partition.concurrency must be a positive integer")
         if key == "dask.client" and value is not None and not hasattr(value, "submit"):
             raise ValueError("dask.client must be a distributed.Client or None")

@@ -828,3 +828,8 @@ def test_config_unknown_key() -> None:
     with pytest.raises(KeyError):
         zc.config["no.such.key"]
     assert "partition.concurency" not in zc.config
+
+
+def test_config_refuses_a_bool_concurrency() -> None:
+    with pytest.raises(ValueError):
+        zc.config["partition.concurrency"] = True

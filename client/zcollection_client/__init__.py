@@ -8,6 +8,7 @@ RemoteCollection with the engine's Collection interface. ``zcollection.open_coll
 from .collection import RemoteCollection
 from .connection import ClientOptions, Connection, connect
 from .errors import RemoteError, ServerUnavailableError
+from .view import RemoteView
 
 __version__ = "0.1.0"
 
@@ -16,6 +17,7 @@ __all__ = [
     "Connection",
     "RemoteCollection",
     "RemoteError",
+    "RemoteView",
     "ServerUnavailableError",
     "__version__",
     "connect",

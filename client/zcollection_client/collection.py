@@ -412,7 +412,7 @@ class RemoteCollection:
             moving = checked.select(
                 ["/" + p for p, v in checked.all_variables().items() if self._axis in v.dimensions]
             )
-            self._put(moving, Insert(collection=self.name, rewrite=True))
+            self._put(moving, Insert(collection=self.name, rewrite=True, partition=path))
             written.append(path)
         return written
 

@@ -294,6 +294,45 @@ class Connection:
         info = self.action("create_collection", message).info
         return RemoteCollection(self, name, info, read_only=False)
 
+    # -- views ----------------------------------------------------------------------------
+    def list_views(self, collection: str) -> list[str]:
+        """Return the views of ``collection``."""
+        from zcollection_proto import ListViews
+
+        return list(self.action("list_views", ListViews(collection=collection), retry=True).views)
+
+    def open_view(self, collection: str, view: str, *, read_only: bool = False) -> Any:
+        """Open view ``view`` of ``collection``."""
+        from zcollection_proto import DescribeView
+
+        from .view import RemoteView
+
+        base = self.open_collection(collection, mode="r" if read_only else "rw")
+        info = self.action("describe_view", DescribeView(collection=collection, view=view)).info
+        return RemoteView(base, view, info, read_only=read_only)
+
+    def create_view(
+        self,
+        collection: str,
+        view: str,
+        *,
+        variables: Any,
+        overwrite: bool = False,
+    ) -> Any:
+        """Create view ``view`` of ``collection`` adding ``variables`` (VariableSchema)."""
+        from zcollection_proto import CreateView
+
+        from .view import RemoteView
+
+        message = CreateView(
+            collection=collection,
+            view=view,
+            variables=[json.dumps(v.to_json()) for v in variables],
+            overwrite=overwrite,
+        )
+        info = self.action("create_view", message).info
+        return RemoteView(self.open_collection(collection, mode="rw"), view, info, read_only=False)
+
     def delete_collection(self, name: str) -> None:
         """Delete collection ``name`` from the server."""
         self.action("delete_collection", DeleteCollection(collection=name))

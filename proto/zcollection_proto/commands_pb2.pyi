@@ -50,20 +50,24 @@ class ImmutableTicket(_message.Message):
     def __init__(self, collection: _Optional[str] = ..., variables: _Optional[_Iterable[str]] = ..., view: _Optional[str] = ...) -> None: ...
 
 class Insert(_message.Message):
-    __slots__ = ("collection", "merge", "tolerance", "overwrite", "immutable", "rewrite")
+    __slots__ = ("collection", "merge", "tolerance", "overwrite", "immutable", "rewrite", "view", "partition")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     MERGE_FIELD_NUMBER: _ClassVar[int]
     TOLERANCE_FIELD_NUMBER: _ClassVar[int]
     OVERWRITE_FIELD_NUMBER: _ClassVar[int]
     IMMUTABLE_FIELD_NUMBER: _ClassVar[int]
     REWRITE_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
     collection: str
     merge: str
     tolerance: _common_pb2.Tolerance
     overwrite: bool
     immutable: bytes
     rewrite: bool
-    def __init__(self, collection: _Optional[str] = ..., merge: _Optional[str] = ..., tolerance: _Optional[_Union[_common_pb2.Tolerance, _Mapping]] = ..., overwrite: _Optional[bool] = ..., immutable: _Optional[bytes] = ..., rewrite: _Optional[bool] = ...) -> None: ...
+    view: str
+    partition: str
+    def __init__(self, collection: _Optional[str] = ..., merge: _Optional[str] = ..., tolerance: _Optional[_Union[_common_pb2.Tolerance, _Mapping]] = ..., overwrite: _Optional[bool] = ..., immutable: _Optional[bytes] = ..., rewrite: _Optional[bool] = ..., view: _Optional[str] = ..., partition: _Optional[str] = ...) -> None: ...
 
 class Command(_message.Message):
     __slots__ = ("query", "partition", "immutable", "insert")

@@ -69,6 +69,8 @@ class ActionHandlers:
         collection = getattr(message, "collection", None)
         if collection:
             record.collection = collection
+        # The one access check of every action (permissions: auth.REQUIRED).
+        self.server.authorize(record, name, collection)
         result = handler(message, record)
         return encode_message(result, as_json=_is_json(body))
 
@@ -93,7 +95,7 @@ class ActionHandlers:
         )
 
     def list_collections(self, message: Any, record: CallRecord) -> Message:
-        names = run_sync(self.registry.names_async())
+        names = self.server.readable(record, run_sync(self.registry.names_async()))
         record.rows = len(names)
         return ListCollectionsResult(collections=names)
 
@@ -164,7 +166,7 @@ class ActionHandlers:
             max_batch_bytes=info["max_batch_bytes"],
             merge_strategies=info["merge_strategies"],
             locations=info["locations"],
-            auth=[],
+            auth=info["auth"],
         )
 
     def health(self, message: Any, record: CallRecord) -> Message:

@@ -32,8 +32,23 @@ from .names import InvalidNameError
 
 _log = logging.getLogger("zcollection_server")
 
+
+class Unauthenticated(zc.ZCollectionError):
+    """A call without valid credentials (sent as UNAUTHENTICATED)."""
+
+    code = "UNAUTHENTICATED"
+
+
+class PermissionDenied(zc.ReadOnlyError):
+    """A call the caller's permissions forbid (sent as PERMISSION_DENIED)."""
+
+    code = "PERMISSION_DENIED"
+
+
 #: Error kinds of the wire contract, by engine class (most specific first).
 KINDS: list[tuple[type[BaseException], str]] = [
+    (Unauthenticated, "unauthenticated"),
+    (PermissionDenied, "permission_denied"),
     (zc.CollectionNotFoundError, "not_found"),
     (zc.CollectionExistsError, "already_exists"),
     (zc.ReadOnlyError, "permission_denied"),

@@ -140,6 +140,8 @@ class InsertRequest:
     overwrite: bool = True
     immutable: bytes = b""
     rewrite: bool = False
+    view: str | None = None
+    partition: str = ""
 
 
 def insert_request(descriptor: flight.FlightDescriptor) -> InsertRequest:
@@ -154,10 +156,12 @@ def insert_request(descriptor: flight.FlightDescriptor) -> InsertRequest:
         raise ClientError(f"do_put expects an insert command, got {type(body).__name__}")
     return InsertRequest(
         check_collection_name(body.collection),
-        merge=None if body.rewrite else merge_strategy(body),
+        merge=None if body.rewrite or body.HasField("view") else merge_strategy(body),
         overwrite=body.overwrite if body.HasField("overwrite") else True,
         immutable=body.immutable,
         rewrite=body.rewrite,
+        view=check_view_name(body.view) if body.HasField("view") else None,
+        partition=body.partition,
     )
 
 

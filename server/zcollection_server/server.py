@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -19,12 +20,14 @@ from zcollection_proto import (
     ImmutableTicket,
     InsertResult,
     PartitionTicket,
+    batches_to_dataset,
     encode_command,
     immutable_to_table,
 )
 
 from . import __version__
 from .actions import ActionHandlers
+from .auth import Access, Permission, caller_of, server_options
 from .calllog import CallRecord
 from .errors import (
     ClientError,
@@ -44,7 +47,7 @@ from .requests import (
     insert_request,
     ticket_request,
 )
-from .settings import ServerSettings
+from .settings import ServerSettings, is_loopback
 from .sources import (
     CollectionSource,
     Source,
@@ -54,6 +57,9 @@ from .sources import (
     split_variables,
 )
 from .streams import _status, cancellable, partition_batches
+from .views import update_view_async
+
+_log = logging.getLogger("zcollection_server")
 
 
 class ZCollectionFlightServer(flight.FlightServerBase):
@@ -62,7 +68,14 @@ class ZCollectionFlightServer(flight.FlightServerBase):
     def __init__(self, settings: ServerSettings, **kwargs: Any) -> None:
         settings.validate()
         hide_python_tracebacks()
-        super().__init__(settings.location, **kwargs)
+        access = Access(settings.auth)
+        super().__init__(
+            settings.location, **server_options(access, settings.tls_options(), kwargs)
+        )
+        #: Who may do what: every method and action checks it through ``authorize``.
+        self.access = access
+        if access.enabled and not settings.tls and not is_loopback(settings.host):
+            _log.warning("credentials cross the network in clear text: configure TLS")
         self.settings = settings
         self.registry = Registry(settings.root, settings.collections)
         self.actions = ActionHandlers(self)
@@ -74,14 +87,37 @@ class ZCollectionFlightServer(flight.FlightServerBase):
         self.closing = False
 
     # -- plumbing -------------------------------------------------------------------------
-    def _begin(self, method: str, *, during_shutdown: bool = False) -> CallRecord:
+    def _begin(
+        self,
+        method: str,
+        context: flight.ServerCallContext | None = None,
+        *,
+        during_shutdown: bool = False,
+    ) -> CallRecord:
         request_id = new_request_id()
         if self.draining and not during_shutdown:
             CallRecord(method=method, request_id=request_id).finish("UNAVAILABLE")
             raise shutting_down(request_id)
         with self._inflight_lock:
             self._inflight += 1
-        return CallRecord(method=method, request_id=request_id)
+        record = CallRecord(method=method, request_id=request_id)
+        if self.access.enabled:
+            record.extra["user"] = caller_of(context)
+        return record
+
+    def authorize(self, record: CallRecord, operation: str, collection: str | None) -> None:
+        """The access check of a call: the permission ``auth.REQUIRED`` names for
+        ``operation`` (a Flight method or an action name) on ``collection``.
+
+        Raises:
+            Unauthenticated, PermissionDenied: If the caller may not.
+        """
+        self.access.authorize(record.extra.get("user"), operation, collection)
+
+    def readable(self, record: CallRecord, names: list[str]) -> list[str]:
+        """Return the collections of ``names`` the caller of ``record`` may read."""
+        user = record.extra.get("user")
+        return [n for n in names if self.access.allows(user, Permission.READ, n)]
 
     def _end(self) -> None:
         with self._inflight_lock:
@@ -93,8 +129,13 @@ class ZCollectionFlightServer(flight.FlightServerBase):
         with self._inflight_lock:
             return self._inflight_lock.wait_for(lambda: self._inflight == 0, timeout)
 
-    def _run[T](self, method: str, fn: Callable[[CallRecord], T]) -> T:
-        record = self._begin(method)
+    def _run[T](
+        self,
+        method: str,
+        fn: Callable[[CallRecord], T],
+        context: flight.ServerCallContext | None = None,
+    ) -> T:
+        record = self._begin(method, context)
         try:
             result = fn(record)
         except Exception as exc:
@@ -128,8 +169,9 @@ class ZCollectionFlightServer(flight.FlightServerBase):
         self, context: flight.ServerCallContext, criteria: bytes
     ) -> Iterator[flight.FlightInfo]:
         def run(record: CallRecord) -> list[flight.FlightInfo]:
+            self.authorize(record, "list_flights", None)
             infos = []
-            for name in run_sync(self.registry.names_async()):
+            for name in self.readable(record, run_sync(self.registry.names_async())):
                 try:
                     source = self._source(ReadRequest(name))
                 except zc.ZCollectionError:
@@ -147,7 +189,7 @@ class ZCollectionFlightServer(flight.FlightServerBase):
             record.rows = len(infos)
             return infos
 
-        return iter(self._run("list_flights", run))
+        return iter(self._run("list_flights", run, context))
 
     def get_schema(
         self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor
@@ -155,13 +197,14 @@ class ZCollectionFlightServer(flight.FlightServerBase):
         def run(record: CallRecord) -> flight.SchemaResult:
             request = descriptor_request(descriptor, self.settings.max_batch_bytes)
             record.collection = request.collection
+            self.authorize(record, "get_schema", request.collection)
             source = self._source(request)
             if request.partition is not None:
                 self._paths(source, request)  # a partition the client names must exist
             partitioned, _ = split_variables(source.schema, request.variables)
             return flight.SchemaResult(partition_schema(source, partitioned))
 
-        return self._run("get_schema", run)
+        return self._run("get_schema", run, context)
 
     def get_flight_info(
         self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor
@@ -169,6 +212,7 @@ class ZCollectionFlightServer(flight.FlightServerBase):
         def run(record: CallRecord) -> flight.FlightInfo:
             request = descriptor_request(descriptor, self.settings.max_batch_bytes)
             record.collection = request.collection
+            self.authorize(record, "get_flight_info", request.collection)
             source = self._source(request)
             partitioned, immutable = split_variables(source.schema, request.variables)
             paths = self._paths(source, request)
@@ -221,7 +265,7 @@ class ZCollectionFlightServer(flight.FlightServerBase):
                 ordered=True,
             )
 
-        return self._run("get_flight_info", run)
+        return self._run("get_flight_info", run, context)
 
     def _paths(self, source: Source, request: ReadRequest) -> list[str]:
         if request.partition is not None:
@@ -253,11 +297,12 @@ class ZCollectionFlightServer(flight.FlightServerBase):
     def do_get(
         self, context: flight.ServerCallContext, ticket: flight.Ticket
     ) -> flight.FlightDataStream:
-        record = self._begin("do_get")
+        record = self._begin("do_get", context)
         streaming = False
         try:
             request = ticket_request(ticket, self.settings.max_batch_bytes)
             record.collection = request.collection
+            self.authorize(record, "do_get", request.collection)
             source = self._source(request)
             partitioned, immutable = split_variables(source.schema, request.variables)
             if request.immutable:
@@ -305,6 +350,7 @@ class ZCollectionFlightServer(flight.FlightServerBase):
         def run(record: CallRecord) -> None:
             request = insert_request(descriptor)
             record.collection = request.collection
+            self.authorize(record, "do_put", request.collection)
             collection = run_sync(self.registry.open_async(request.collection, writable=True))
             check_merge(request.merge, collection)
             schema = reader.schema
@@ -316,10 +362,24 @@ class ZCollectionFlightServer(flight.FlightServerBase):
                     record.bytes += chunk.data.nbytes
             except pa.ArrowException as exc:
                 raise ClientError(f"cannot read the stream of record batches: {exc}") from exc
-            dataset = decode_put(schema, batches, request.immutable, collection)
-            if request.rewrite:
-                written = run_sync(collection.rewrite_partitions_async(dataset))
+            if request.view is not None:
+                if not request.partition:
+                    raise ClientError("a view update names the partition it writes")
+                path = check_partition_path(collection.partitioning, request.partition)
+                rows = batches_to_dataset(schema, batches)
+                written = run_sync(
+                    update_view_async(self, request.collection, request.view, path, rows)
+                )
+            elif request.rewrite:
+                dataset = decode_put(schema, batches, request.immutable, collection)
+                target = (
+                    check_partition_path(collection.partitioning, request.partition)
+                    if request.partition
+                    else None
+                )
+                written = run_sync(collection.rewrite_partitions_async(dataset, partition=target))
             else:
+                dataset = decode_put(schema, batches, request.immutable, collection)
                 written = collection.insert(
                     dataset, merge=request.merge, overwrite=request.overwrite
                 )
@@ -328,7 +388,7 @@ class ZCollectionFlightServer(flight.FlightServerBase):
                 writer.write(pa.py_buffer(ack.SerializeToString()))
             record.extra["partitions"] = len(written)
 
-        self._run("do_put", run)
+        self._run("do_put", run, context)
 
     # -- actions --------------------------------------------------------------------------
     def list_actions(self, context: flight.ServerCallContext) -> list[tuple[str, str]]:
@@ -339,7 +399,7 @@ class ZCollectionFlightServer(flight.FlightServerBase):
     ) -> Iterator[bytes]:
         if action.type == "zcollection.v1.health" and self.draining:
             # health still answers while draining, so load balancers see NOT_SERVING
-            record = self._begin("do_action", during_shutdown=True)
+            record = self._begin("do_action", context, during_shutdown=True)
             try:
                 return iter([self.actions.handle(action.type, b"", record)])
             finally:
@@ -351,13 +411,14 @@ class ZCollectionFlightServer(flight.FlightServerBase):
             body = action.body.to_pybytes() if action.body is not None else b""
             return [self.actions.handle(action.type, body, record)]
 
-        return iter(self._run("do_action", run))
+        return iter(self._run("do_action", run, context))
 
     def do_exchange(self, context: Any, descriptor: Any, reader: Any, writer: Any) -> None:
-        self._run("do_exchange", _unimplemented("do_exchange"))
+        self._run("do_exchange", _unimplemented("do_exchange"), context)
 
     def server_info(self) -> dict[str, Any]:
         """Version, protocol and limits, as the server_info action reports them."""
+        schemes = self.access.schemes() + (["mtls"] if self.settings.tls_client_ca else [])
         return {
             "version": __version__,
             "protocol": PROTOCOL,
@@ -365,6 +426,7 @@ class ZCollectionFlightServer(flight.FlightServerBase):
             "max_batch_bytes": self.settings.max_batch_bytes,
             "merge_strategies": ["upsert_within", *zc.merge.STRATEGIES],
             "locations": list(self.settings.locations),
+            "auth": schemes or ["none"],
         }
 
 

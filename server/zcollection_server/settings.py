@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,6 +11,7 @@ from typing import Any
 
 from zcollection_proto import DEFAULT_MAX_BYTES
 
+from .auth import AuthConfig, AuthConfigError, parse_auth_config
 from .names import InvalidNameError, check_collection_name
 
 DEFAULT_HOST = "127.0.0.1"
@@ -39,6 +42,15 @@ class ServerSettings:
     locations: list[str] = field(default_factory=list)
     #: Emit one JSON object per log line.
     log_json: bool = False
+    #: PEM files of the certificate chain and private key: with both, the server speaks TLS.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    #: PEM file of the CA that signs client certificates: clients must show one (mutual TLS).
+    tls_client_ca: str | None = None
+    #: Serve an address other than loopback without authentication (users, tokens or mTLS).
+    allow_insecure: bool = False
+    #: Users, static tokens and their permissions (the ``[auth]`` table); None: no auth.
+    auth: AuthConfig | None = None
 
     def validate(self) -> ServerSettings:
         """Check the settings; return self."""
@@ -55,13 +67,82 @@ class ServerSettings:
                 check_collection_name(name)
             except InvalidNameError as exc:
                 raise SettingsError(f"[collections]: {exc}") from None
+        self._validate_security()
         return self
+
+    def _validate_security(self) -> None:
+        if not isinstance(self.allow_insecure, bool):
+            raise SettingsError("allow_insecure must be true or false")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise SettingsError("TLS needs both tls_cert and tls_key")
+        if self.tls_client_ca and not self.tls_cert:
+            raise SettingsError("tls_client_ca (mutual TLS) needs tls_cert and tls_key")
+        for name in ("tls_cert", "tls_key", "tls_client_ca"):
+            path = getattr(self, name)
+            if path and not Path(path).is_file():
+                raise SettingsError(f"{name}: no such file {path}")
+        if self.allow_insecure or self.authenticated or is_loopback(self.host):
+            return
+        raise SettingsError(
+            f"refusing to serve {self.host!r} (not a loopback address) without authentication: "
+            "configure [auth] users or tokens, or mutual TLS (tls_client_ca), "
+            "or pass --allow-insecure"
+        )
+
+    @property
+    def tls(self) -> bool:
+        """Whether the server speaks TLS."""
+        return bool(self.tls_cert and self.tls_key)
+
+    @property
+    def authenticated(self) -> bool:
+        """Whether every caller proves who it is (credentials or a client certificate)."""
+        return bool(self.auth is not None and self.auth.enabled) or bool(
+            self.tls and self.tls_client_ca
+        )
 
     @property
     def location(self) -> str:
         """The gRPC location this server binds to."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"grpc://{host}:{self.port}"
+        return f"{'grpc+tls' if self.tls else 'grpc'}://{host}:{self.port}"
+
+    def tls_options(self) -> dict[str, Any]:
+        """Return the TLS arguments of ``FlightServerBase`` (certificates read now)."""
+        if not self.tls:
+            return {}
+        try:
+            pair = (Path(str(self.tls_cert)).read_bytes(), Path(str(self.tls_key)).read_bytes())
+            options: dict[str, Any] = {"tls_certificates": [pair]}
+            if self.tls_client_ca:
+                options["verify_client"] = True
+                options["root_certificates"] = Path(self.tls_client_ca).read_bytes()
+        except OSError as exc:
+            raise SettingsError(f"cannot read TLS files: {exc}") from None
+        return options
+
+
+def is_loopback(host: str) -> bool:
+    """Return whether ``host`` names loopback addresses only (resolved, never bound)."""
+    name = host.strip("[]")
+    if name.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        pass
+    if not name:
+        return False  # every interface
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(name, None)}
+    except (OSError, UnicodeError):
+        return False
+    try:
+        return bool(addresses) and all(
+            ipaddress.ip_address(str(a).split("%")[0]).is_loopback for a in addresses
+        )
+    except ValueError:
+        return False
 
 
 def load_config(path: str | Path, base: ServerSettings | None = None) -> ServerSettings:
@@ -76,6 +157,10 @@ def load_config(path: str | Path, base: ServerSettings | None = None) -> ServerS
 
     [collections]
     altimetry = "s3://bucket/altimetry"
+
+    [auth.users.alice]          # see zcollection_server.auth
+    password = "scrypt$..."
+    permissions = { "*" = "read" }
     ```
     """
     try:
@@ -84,7 +169,7 @@ def load_config(path: str | Path, base: ServerSettings | None = None) -> ServerS
         raise SettingsError(f"cannot read config {path}: {exc}") from exc
     settings = base or ServerSettings()
     server: dict[str, Any] = doc.get("server", {})
-    known = set(ServerSettings.__dataclass_fields__) - {"collections"}
+    known = set(ServerSettings.__dataclass_fields__) - {"collections", "auth"}
     unknown = set(server) - known
     if unknown:
         raise SettingsError(f"unknown [server] keys in {path}: {sorted(unknown)}")
@@ -96,4 +181,9 @@ def load_config(path: str | Path, base: ServerSettings | None = None) -> ServerS
     ):
         raise SettingsError("[collections] maps names to store URLs")
     settings.collections.update(collections)
+    if "auth" in doc:
+        try:
+            settings.auth = parse_auth_config(doc["auth"])
+        except AuthConfigError as exc:
+            raise SettingsError(f"{path}: {exc}") from None
     return settings

@@ -578,11 +578,6 @@ def test_update_keeping_every_variable_matches_the_engine(writable):
     assert_same_state(writable)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an update result with no rows cannot be sent: the rewrite put addresses partitions "
-    "by the rows' values, so the remote partition keeps its rows (the engine empties it)",
-)
 def test_update_to_no_rows_empties_the_partition_like_the_engine(writable):
     def nothing(ds: zc.Dataset) -> zc.Dataset:
         return ds.isel("time", slice(0, 0))
@@ -937,3 +932,15 @@ def test_engine_async_url_dispatch(served):
     assert isinstance(opened, zcc.RemoteCollection)
     assert opened.read_only is False
     assert_same(zc.open_collection(served.store_url("alti")).query(), result)
+
+
+def test_update_moving_rows_out_of_their_partition_writes_the_original_path(writable):
+    def shift(ds: zc.Dataset) -> zc.Dataset:
+        time = ds["time"]
+        moved = time.with_data(time.to_numpy() + numpy.timedelta64(40, "D"))
+        return ds.replace({**ds.all_variables(), "time": moved})
+
+    assert writable.remote.update(shift, filters="month == 1") == writable.reference.update(
+        shift, filters="month == 1"
+    )
+    assert_same_state(writable)

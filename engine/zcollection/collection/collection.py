@@ -725,26 +725,36 @@ class Collection:
         """
         return run_sync(self.update_async(fn, filters=filters, variables=variables, client=client))
 
-    async def rewrite_partitions_async(self, dataset: Dataset) -> list[str]:
+    async def rewrite_partitions_async(
+        self, dataset: Dataset, *, partition: str | None = None
+    ) -> list[str]:
         """Rewrite each partition the rows of ``dataset`` fall in, wholesale, in one session.
 
         This is ``update`` with the new partitions given instead of computed: variables
-        absent from ``dataset`` are dropped from the partitions it touches. Used by the
-        Flight server for remote ``update``.
+        absent from ``dataset`` are dropped from the partitions it touches. With
+        ``partition``, all rows replace that one existing partition, as ``update`` writes a
+        function's result back to the partition it read. Used by the Flight server for
+        remote ``update``.
         """
         self._check_writable("rewrite partitions")
         data = conform(
             dataset,
             self._schema,
             self._axis,
-            required=self._partitioning_variables(),
+            required=() if partition is not None else self._partitioning_variables(),
             require_all=False,
         )
         moving = data.select(
             ["/" + p for p, v in data.all_variables().items() if not v.schema.immutable]
         )
-        rows = partition_rows(self._partitioning, data)
         dim = self._partitioning.dimension
+        if partition is not None:
+            key = self._partitioning.decode(partition)
+            if partition not in await self._select_paths(None):
+                raise CollectionNotFoundError(f"no partition {partition!r} to rewrite")
+            rows: list[tuple[Key, Any]] = [(key, slice(None))]
+        else:
+            rows = partition_rows(self._partitioning, data)
         async with self._store.session_async("rewrite partitions") as session:
             zs = session.zarr_store()
             written = []

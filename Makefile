@@ -15,8 +15,8 @@ demo: venv
 	$(VENV)/bin/zcollection-server --root $(DEMO_ROOT) --host 127.0.0.1 --port $(PORT)
 
 lint: venv
-	$(VENV)/bin/ruff check engine proto server client tests benchmarks
-	$(VENV)/bin/ruff format --check engine proto server client tests benchmarks
+	$(VENV)/bin/ruff check engine proto server client tests $(wildcard benchmarks)
+	$(VENV)/bin/ruff format --check engine proto server client tests $(wildcard benchmarks)
 
 typecheck: venv
 	$(VENV)/bin/mypy

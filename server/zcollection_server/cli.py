@@ -23,7 +23,9 @@ SHUTDOWN_TIMEOUT = 1.0
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="zcollection-server", description="Serve zcollection collections over Arrow Flight."
+        prog="zcollection-server",
+        description="Serve zcollection collections over Arrow Flight. "
+        "Also: zcollection-server hash-password | new-token (credentials for [auth]).",
     )
     parser.add_argument("--root", help="serve every collection under this URL or path")
     parser.add_argument("--config", help="TOML file: [server] settings and [collections]")
@@ -36,6 +38,16 @@ def _parser() -> argparse.ArgumentParser:
         "--location", action="append", default=None, help="location advertised in endpoints"
     )
     parser.add_argument("--log-json", action="store_true", help="log one JSON object per line")
+    parser.add_argument("--tls-cert", help="PEM certificate chain: serve grpc+tls://")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    parser.add_argument(
+        "--tls-client-ca", help="PEM CA of client certificates: require one (mutual TLS)"
+    )
+    parser.add_argument(
+        "--allow-insecure",
+        action="store_true",
+        help="serve an address other than loopback without authentication",
+    )
     return parser
 
 
@@ -50,12 +62,17 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         ("read_ahead", "read_ahead"),
         ("grace_period", "grace_period"),
         ("location", "locations"),
+        ("tls_cert", "tls_cert"),
+        ("tls_key", "tls_key"),
+        ("tls_client_ca", "tls_client_ca"),
     ):
         value = getattr(args, flag)
         if value is not None:
             setattr(settings, attr, value)
     if args.log_json:
         settings.log_json = True
+    if args.allow_insecure:
+        settings.allow_insecure = True
     return settings.validate()
 
 
@@ -70,7 +87,8 @@ def serve(settings: ServerSettings, ready: threading.Event | None = None) -> int
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     _log.info("serving on grpc://%s:%d", settings.host, server.port)
-    print(f"zcollection-server listening on grpc://{settings.host}:{server.port}", flush=True)
+    scheme = "grpc+tls" if settings.tls else "grpc"
+    print(f"zcollection-server listening on {scheme}://{settings.host}:{server.port}", flush=True)
     if ready is not None:
         ready.set()
     while not stop.wait(0.2):
@@ -100,7 +118,12 @@ def serve(settings: ServerSettings, ready: threading.Event | None = None) -> int
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``zcollection-server``."""
+    """Entry point of ``zcollection-server`` (and of its ``hash-password``, ``new-token``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["hash-password"], ["new-token"]):
+        from .auth import main as auth_main
+
+        return auth_main(argv)
     args = _parser().parse_args(argv)
     try:
         settings = settings_from_args(args)

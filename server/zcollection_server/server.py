@@ -414,7 +414,11 @@ class ZCollectionFlightServer(flight.FlightServerBase):
         return iter(self._run("do_action", run, context))
 
     def do_exchange(self, context: Any, descriptor: Any, reader: Any, writer: Any) -> None:
-        self._run("do_exchange", _unimplemented("do_exchange"), context)
+        def run(record: CallRecord) -> None:
+            self.authorize(record, "do_exchange", None)
+            _unimplemented("do_exchange")(record)
+
+        self._run("do_exchange", run, context)
 
     def server_info(self) -> dict[str, Any]:
         """Version, protocol and limits, as the server_info action reports them."""

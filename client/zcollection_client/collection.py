@@ -96,13 +96,7 @@ class RemoteCollection:
             raise zc.ReadOnlyError(f"cannot {what}: the collection {self.uri} is read-only")
 
     def _var_paths(self, variables: Iterable[str] | None) -> list[str]:
-        everything = list(self._schema.all_variables())
-        if variables is None:
-            return everything
-        if isinstance(variables, str):
-            variables = [variables]
-        wanted = {self._schema.resolve(v) for v in variables}
-        return [p for p in everything if p in wanted]
+        return self._schema.variable_paths(variables)
 
     def _compile(self, filters: str | None) -> None:
         zc.partitioning.compile_filter(filters, names=self._partitioning.axis)

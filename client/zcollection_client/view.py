@@ -68,14 +68,7 @@ class RemoteView:
         return f"<zcollection_client.RemoteView {self._base.uri} view={self.name!r}>"
 
     def _var_paths(self, variables: Iterable[str] | None) -> list[str]:
-        everything = list(self._schema.all_variables())
-        if variables is None:
-            return everything
-        wanted = {
-            self._schema.resolve(v)
-            for v in ([variables] if isinstance(variables, str) else variables)
-        }
-        return [p for p in everything if p in wanted]
+        return self._schema.variable_paths(variables)
 
     def partitions(self, *, filters: str | None = None) -> Iterator[str]:
         """Yield the base's partition paths, optionally filtered."""

@@ -71,9 +71,9 @@ def split_variables(
 ) -> tuple[list[str], list[str]]:
     """Return (partitioned, immutable) absolute variable paths of a selection (all if None)."""
     everything = schema.all_variables()
-    wanted = list(everything) if variables is None else [schema.resolve(v) for v in variables]
-    partitioned = [p for p in everything if p in wanted and not everything[p].immutable]
-    immutable = [p for p in everything if p in wanted and everything[p].immutable]
+    wanted = schema.variable_paths(variables)
+    partitioned = [p for p in wanted if not everything[p].immutable]
+    immutable = [p for p in wanted if everything[p].immutable]
     return partitioned, immutable
 
 

@@ -221,13 +221,7 @@ class Collection:
 
     def _resolve_variables(self, variables: Iterable[str] | None) -> list[str]:
         """Return absolute paths of the requested variables (all when None), schema order."""
-        everything = list(self._schema.all_variables())
-        if variables is None:
-            return everything
-        if isinstance(variables, str):
-            variables = [variables]
-        wanted = {self._schema.resolve(v) for v in variables}
-        return [p for p in everything if p in wanted]
+        return self._schema.variable_paths(variables)
 
     def _merge_axis(self) -> str:
         """Return the variable merge strategies compare rows on."""

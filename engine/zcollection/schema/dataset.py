@@ -84,6 +84,20 @@ class DatasetSchema(GroupSchema):
             return path
         raise SchemaError(f"unknown variable {name!r}; known: {', '.join(sorted(everything))}")
 
+    def variable_paths(self, names: Iterable[str] | None = None) -> list[str]:
+        """Return the absolute paths of ``names`` (every variable when None), in schema order.
+
+        Raises:
+            SchemaError: If a name is not a known variable.
+        """
+        everything = list(self.all_variables())
+        if names is None:
+            return everything
+        if isinstance(names, str):
+            names = [names]
+        wanted = {self.resolve(n) for n in names}
+        return [p for p in everything if p in wanted]
+
     def select(self, names: Iterable[str]) -> DatasetSchema:
         """Return a new schema restricted to the named variables (empty groups pruned)."""
         if isinstance(names, str):

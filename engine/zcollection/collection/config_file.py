@@ -6,7 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import FormatVersionError, SchemaError, StoreError
+from ..errors import SchemaError, StoreError
+from ..meta_json import read_document
 from ..partitioning import Partitioning
 from ..partitioning import from_json as partitioning_from_json
 from ..schema import DatasetSchema
@@ -46,20 +47,7 @@ class CollectionConfig:
     @classmethod
     def from_bytes(cls, raw: bytes, where: str) -> CollectionConfig:
         """Parse the config bytes read from ``where``."""
-        try:
-            payload = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise StoreError(f"corrupt collection config at {where}: {exc}") from exc
-        if not isinstance(payload, dict):
-            raise StoreError(f"corrupt collection config at {where}: not a JSON object")
-        version = payload.get("format_version", 1)
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise StoreError(f"corrupt collection config at {where}: format_version {version!r}")
-        if version > FORMAT_VERSION:
-            raise FormatVersionError(
-                f"collection at {where} has format_version {version!r}; this library reads "
-                f"up to {FORMAT_VERSION}: upgrade zcollection"
-            )
+        payload = read_document(raw, what="collection", where=where, newest=FORMAT_VERSION)
         try:
             axis = payload["axis"]
             if not isinstance(axis, str):

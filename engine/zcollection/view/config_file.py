@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..collection.collection import VIEW_CONFIG_KEY
-from ..errors import FormatVersionError, StoreError
+from ..errors import StoreError
+from ..meta_json import read_document
 from ..schema import DatasetSchema
 from .reference import ViewReference
 
@@ -42,20 +43,7 @@ class ViewConfig:
             StoreError: If the document is not a valid view config.
             FormatVersionError: If it was written by a newer format.
         """
-        try:
-            payload = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise StoreError(f"corrupt view config at {where}: {exc}") from exc
-        if not isinstance(payload, dict):
-            raise StoreError(f"corrupt view config at {where}: not a JSON object")
-        version = payload.get("format_version", 1)
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise StoreError(f"corrupt view config at {where}: format_version {version!r}")
-        if version > FORMAT_VERSION:
-            raise FormatVersionError(
-                f"view at {where} has format_version {version!r}; this library reads up to "
-                f"{FORMAT_VERSION}: upgrade zcollection"
-            )
+        payload = read_document(raw, what="view", where=where, newest=FORMAT_VERSION)
         try:
             reference = ViewReference.from_json(payload["reference"])
             schema = DatasetSchema.from_json(payload["schema"])

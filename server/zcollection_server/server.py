@@ -25,7 +25,7 @@ from zcollection_proto import (
     immutable_to_table,
 )
 
-from . import __version__
+from . import __version__, flight_sql
 from .actions import ActionHandlers
 from .auth import Access, Permission, caller_of, server_options
 from .calllog import CallRecord
@@ -195,7 +195,8 @@ class ZCollectionFlightServer(flight.FlightServerBase):
         self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor
     ) -> flight.SchemaResult:
         def run(record: CallRecord) -> flight.SchemaResult:
-            request = descriptor_request(descriptor, self.settings.max_batch_bytes)
+            query = flight_sql.query_descriptor(descriptor)  # a Flight SQL statement: its query
+            request = descriptor_request(query, self.settings.max_batch_bytes)
             record.collection = request.collection
             self.authorize(record, "get_schema", request.collection)
             source = self._source(request)
@@ -209,12 +210,17 @@ class ZCollectionFlightServer(flight.FlightServerBase):
     def get_flight_info(
         self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor
     ) -> flight.FlightInfo:
+        statement = flight_sql.is_statement(descriptor)
+
         def run(record: CallRecord) -> flight.FlightInfo:
-            request = descriptor_request(descriptor, self.settings.max_batch_bytes)
+            query = flight_sql.query_descriptor(descriptor)  # a Flight SQL statement: its query
+            request = descriptor_request(query, self.settings.max_batch_bytes)
             record.collection = request.collection
             self.authorize(record, "get_flight_info", request.collection)
             source = self._source(request)
             partitioned, immutable = split_variables(source.schema, request.variables)
+            if statement:
+                immutable = flight_sql.without_immutable(request.variables, immutable)
             paths = self._paths(source, request)
             endpoints = []
             lengths: list[int] = []
@@ -231,8 +237,8 @@ class ZCollectionFlightServer(flight.FlightServerBase):
                 )
                 if request.view is not None:
                     ticket.view = request.view
-                if descriptor.descriptor_type == flight.DescriptorType.CMD:
-                    body = _query_selection(descriptor)
+                if query.descriptor_type == flight.DescriptorType.CMD:
+                    body = _query_selection(query)
                     if body is not None:
                         ticket.selection.CopyFrom(body)
                 where = [locations[i % len(locations)]] if locations else []
@@ -265,7 +271,8 @@ class ZCollectionFlightServer(flight.FlightServerBase):
                 ordered=True,
             )
 
-        return self._run("get_flight_info", run, context)
+        info = self._run("get_flight_info", run, context)
+        return flight_sql.statement_info(info, descriptor) if statement else info
 
     def _paths(self, source: Source, request: ReadRequest) -> list[str]:
         if request.partition is not None:
@@ -300,7 +307,8 @@ class ZCollectionFlightServer(flight.FlightServerBase):
         record = self._begin("do_get", context)
         streaming = False
         try:
-            request = ticket_request(ticket, self.settings.max_batch_bytes)
+            plain = flight_sql.plain_ticket(ticket)  # a Flight SQL statement ticket: ours
+            request = ticket_request(plain, self.settings.max_batch_bytes)
             record.collection = request.collection
             self.authorize(record, "do_get", request.collection)
             source = self._source(request)
@@ -348,6 +356,7 @@ class ZCollectionFlightServer(flight.FlightServerBase):
         writer: flight.FlightMetadataWriter,
     ) -> None:
         def run(record: CallRecord) -> None:
+            flight_sql.check_put(descriptor)
             request = insert_request(descriptor)
             record.collection = request.collection
             self.authorize(record, "do_put", request.collection)
@@ -409,6 +418,9 @@ class ZCollectionFlightServer(flight.FlightServerBase):
         def run(record: CallRecord) -> list[bytes]:
             record.extra["action"] = action.type
             body = action.body.to_pybytes() if action.body is not None else b""
+            answer = flight_sql.do_action(self, record, action.type, body)
+            if answer is not None:
+                return answer
             return [self.actions.handle(action.type, body, record)]
 
         return iter(self._run("do_action", run, context))

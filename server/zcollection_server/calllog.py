@@ -9,6 +9,8 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import metrics
+
 _log = logging.getLogger("zcollection_server.calls")
 
 
@@ -33,12 +35,21 @@ class CallRecord:
         self._done = True
         if status is not None:
             self.status = status
+        seconds = time.perf_counter() - self.started
+        metrics.REGISTRY.observe_call(
+            method=self.method,
+            collection=self.collection,
+            status=self.status,
+            rows=self.rows,
+            nbytes=self.bytes,
+            seconds=seconds,
+        )
         fields = {
             "method": self.method,
             "collection": self.collection,
             "rows": self.rows,
             "bytes": self.bytes,
-            "duration_ms": round((time.perf_counter() - self.started) * 1000, 3),
+            "duration_ms": round(seconds * 1000, 3),
             "status": self.status,
             "request_id": self.request_id,
             **self.extra,
@@ -75,6 +86,14 @@ def full_traceback(exc_info: Any) -> str:
 
 
 class _TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        request_id = getattr(record, "request_id", None)
+        if request_id and f"request_id={request_id}" not in record.getMessage():
+            head, sep, tail = text.partition("\n")
+            text = f"{head} request_id={request_id}{sep}{tail}"
+        return text
+
     def formatException(self, ei: Any) -> str:
         return full_traceback(ei).rstrip("\n")
 
@@ -92,6 +111,9 @@ class _JsonFormatter(logging.Formatter):
             payload.update(decoded if isinstance(decoded, dict) else {"message": message})
         except ValueError:
             payload["message"] = message
+        request_id = getattr(record, "request_id", None)
+        if request_id:
+            payload.setdefault("request_id", request_id)
         if record.exc_info and record.exc_info[1] is not None:
             payload["traceback"] = full_traceback(record.exc_info)
         return json.dumps(payload)

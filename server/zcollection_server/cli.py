@@ -38,6 +38,15 @@ def _parser() -> argparse.ArgumentParser:
         "--location", action="append", default=None, help="location advertised in endpoints"
     )
     parser.add_argument("--log-json", action="store_true", help="log one JSON object per line")
+    parser.add_argument(
+        "--health-port", type=int, help="side port of the gRPC health service (0 = any)"
+    )
+    parser.add_argument(
+        "--metrics-port", type=int, help="side port of Prometheus /metrics (0 = any)"
+    )
+    parser.add_argument(
+        "--metrics-host", help=f"address of the metrics port (default {DEFAULT_HOST})"
+    )
     parser.add_argument("--tls-cert", help="PEM certificate chain: serve grpc+tls://")
     parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
     parser.add_argument(
@@ -62,6 +71,9 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         ("read_ahead", "read_ahead"),
         ("grace_period", "grace_period"),
         ("location", "locations"),
+        ("health_port", "health_port"),
+        ("metrics_port", "metrics_port"),
+        ("metrics_host", "metrics_host"),
         ("tls_cert", "tls_cert"),
         ("tls_key", "tls_key"),
         ("tls_client_ca", "tls_client_ca"),
@@ -89,6 +101,11 @@ def serve(settings: ServerSettings, ready: threading.Event | None = None) -> int
     _log.info("serving on grpc://%s:%d", settings.host, server.port)
     scheme = "grpc+tls" if settings.tls else "grpc"
     print(f"zcollection-server listening on {scheme}://{settings.host}:{server.port}", flush=True)
+    if server.health_port is not None:
+        print(f"zcollection-server health on {settings.host}:{server.health_port}", flush=True)
+    if server.metrics_port is not None:
+        where = f"{settings.metrics_host}:{server.metrics_port}"
+        print(f"zcollection-server metrics on http://{where}/metrics", flush=True)
     if ready is not None:
         ready.set()
     while not stop.wait(0.2):

@@ -138,7 +138,12 @@ def to_flight_error(exc: BaseException, request_id: str) -> Exception:
         return exc
     kind = kind_of(exc)
     if kind == "internal":
-        _log.error("request %s failed with an internal error", request_id, exc_info=exc)
+        _log.error(
+            "internal error request_id=%s",
+            request_id,
+            exc_info=exc,
+            extra={"request_id": request_id},
+        )
         code = "INTERNAL"
         message = "internal server error"
     else:

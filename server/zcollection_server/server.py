@@ -37,7 +37,9 @@ from .errors import (
     shutting_down,
     to_flight_error,
 )
+from .metrics import REGISTRY as METRICS
 from .names import check_partition_path
+from .operations import SidePorts
 from .puts import decode_put
 from .registry import Registry
 from .requests import (
@@ -85,6 +87,17 @@ class ZCollectionFlightServer(flight.FlightServerBase):
         self.draining = False
         #: Set when the grace period is over: running streams end at their next batch.
         self.closing = False
+        try:
+            #: The side ports the settings ask for: gRPC health, Prometheus metrics.
+            self.side_ports = SidePorts(
+                settings.host, settings.health_port, settings.metrics_host, settings.metrics_port
+            )
+        except BaseException:
+            super().shutdown()
+            raise
+        #: Bound side ports (None: off).
+        self.health_port = self.side_ports.health_port
+        self.metrics_port = self.side_ports.metrics_port
 
     # -- plumbing -------------------------------------------------------------------------
     def _begin(
@@ -100,6 +113,7 @@ class ZCollectionFlightServer(flight.FlightServerBase):
             raise shutting_down(request_id)
         with self._inflight_lock:
             self._inflight += 1
+            METRICS.add_inflight(1)
         record = CallRecord(method=method, request_id=request_id)
         if self.access.enabled:
             record.extra["user"] = caller_of(context)
@@ -122,12 +136,36 @@ class ZCollectionFlightServer(flight.FlightServerBase):
     def _end(self) -> None:
         with self._inflight_lock:
             self._inflight -= 1
+            METRICS.add_inflight(-1)
             self._inflight_lock.notify_all()
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until no call is running; return False on timeout."""
         with self._inflight_lock:
             return self._inflight_lock.wait_for(lambda: self._inflight == 0, timeout)
+
+    @property
+    def draining(self) -> bool:
+        """Set at shutdown: new calls are refused, the health service says NOT_SERVING."""
+        return self._draining
+
+    @draining.setter
+    def draining(self, value: bool) -> None:
+        self._draining = value
+        side_ports = getattr(self, "side_ports", None)
+        if side_ports is not None:
+            side_ports.set_serving(not value)
+
+    def shutdown(self) -> None:
+        """Stop: NOT_SERVING, then the Flight server (its calls end), then the side ports."""
+        side_ports = getattr(self, "side_ports", None)
+        if side_ports is not None:
+            side_ports.set_serving(False)
+        try:
+            super().shutdown()
+        finally:
+            if side_ports is not None:
+                side_ports.close()
 
     def _run[T](
         self,
@@ -410,7 +448,8 @@ class ZCollectionFlightServer(flight.FlightServerBase):
             # health still answers while draining, so load balancers see NOT_SERVING
             record = self._begin("do_action", context, during_shutdown=True)
             try:
-                return iter([self.actions.handle(action.type, b"", record)])
+                body = action.body.to_pybytes() if action.body is not None else b""
+                return iter([self.actions.handle(action.type, body, record)])
             finally:
                 self._end()
                 record.finish()

@@ -42,6 +42,12 @@ class ServerSettings:
     locations: list[str] = field(default_factory=list)
     #: Emit one JSON object per log line.
     log_json: bool = False
+    #: Side port of the standard gRPC health service, on ``host`` (0: any; None: off).
+    health_port: int | None = None
+    #: Side port of the Prometheus metrics, ``GET /metrics`` (0: any; None: off).
+    metrics_port: int | None = None
+    #: Address the metrics port binds (loopback by default).
+    metrics_host: str = DEFAULT_HOST
     #: PEM files of the certificate chain and private key: with both, the server speaks TLS.
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -62,6 +68,7 @@ class ServerSettings:
             raise SettingsError("max_batch_bytes must be at least 1024")
         if self.read_ahead < 0:
             raise SettingsError("read_ahead must be >= 0")
+        self._validate_side_ports()
         for name in self.collections:
             try:
                 check_collection_name(name)
@@ -69,6 +76,16 @@ class ServerSettings:
                 raise SettingsError(f"[collections]: {exc}") from None
         self._validate_security()
         return self
+
+    def _validate_side_ports(self) -> None:
+        for name in ("health_port", "metrics_port"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 65536:
+                raise SettingsError(f"invalid {name} {value!r}")
+        if not isinstance(self.metrics_host, str) or not self.metrics_host.strip("[]"):
+            raise SettingsError(f"invalid metrics_host {self.metrics_host!r}")
 
     def _validate_security(self) -> None:
         if not isinstance(self.allow_insecure, bool):

@@ -51,7 +51,6 @@ def partition_batches(
         while pending:
             path, future = pending.popleft()
             dataset = future.result()
-            submit()
             metadata = pa.py_buffer(
                 BatchMetadata(collection=source.name, partition=path).SerializeToString()
             )
@@ -63,7 +62,10 @@ def partition_batches(
                 record.rows += batch.num_rows
                 record.bytes += batch.nbytes
                 yield batch, metadata
+            batch = None  # the batches are views of the dataset: drop it entirely
             del dataset
+            # only now: while a partition is sent, read_ahead more are read (not one more)
+            submit()
     finally:
         for _, future in pending:
             future.cancel()
@@ -85,6 +87,7 @@ def cancellable(
             if closing is not None and closing():
                 raise shutting_down(record.request_id)
             yield item
+            del item  # a batch keeps its whole partition alive: not while the next is read
     except GeneratorExit:
         record.finish("cancelled")
         raise

@@ -10,6 +10,7 @@ from typing import Any
 import numpy
 import zarr.api.asynchronous as zarr_async
 from zarr.abc.store import Store as ZarrStoreABC
+from zarr.core.buffer import default_buffer_prototype
 from zarr.errors import NodeNotFoundError, UnstableSpecificationWarning
 from zarr.storage import StorePath
 
@@ -133,6 +134,16 @@ def _fill_equal_is_lossy(data: numpy.ndarray[Any, Any], fill: Any) -> bool:
     if fill is None or data.dtype.kind not in "fc" or not data.size:
         return False
     target = numpy.asarray(fill, dtype=data.dtype)
+    if data.dtype.kind == "f":
+        # fast exits: a non-zero number has one encoding (equal values are equal bits), and
+        # without any NaN nothing equals a NaN fill (min propagates NaN: one pass, no copy)
+        if not bool(numpy.isnan(target)):
+            if bool(target != 0):
+                return False
+        else:
+            with numpy.errstate(invalid="ignore"):
+                if not bool(numpy.isnan(numpy.min(data))):
+                    return False
     with numpy.errstate(invalid="ignore"):
         same = data == target
         if bool(numpy.isnan(target)):
@@ -156,8 +167,38 @@ async def read_array(
         raise StoreError(f"corrupt array metadata at {path!r}: missing {exc}") from exc
     except (OSError, ValueError) as exc:
         raise StoreError(f"cannot open array {path!r}: {exc}") from exc
+    if selection is Ellipsis:
+        return await _read_whole(array)
     result = await array.getitem(selection)
     return numpy.asarray(result)
+
+
+#: Whole arrays larger than this are read in row blocks of about ``READ_BLOCK_BYTES`` into
+#: one output array: zarr's read of a whole sharded array holds two to three times the
+#: array while it decodes, which would make a big partition cost several times its size.
+READ_WHOLE_MAX_BYTES = 32 * 1024 * 1024
+READ_BLOCK_BYTES = 4 * 1024 * 1024
+
+
+async def _read_whole(array: Any) -> numpy.ndarray[Any, Any]:
+    """Read all of ``array``; big ones block by block (aligned on chunks), one at a time."""
+    shape = tuple(int(n) for n in array.shape)
+    try:
+        step = int(array.chunks[0]) if shape else 0
+        nbytes = int(array.nbytes)
+    except (NotImplementedError, TypeError, ValueError):
+        step = nbytes = 0
+    if not shape or step <= 0 or shape[0] <= step or nbytes <= READ_WHOLE_MAX_BYTES:
+        return numpy.asarray(await array.getitem(Ellipsis))
+    rows = max(step, READ_BLOCK_BYTES * shape[0] // nbytes // step * step)
+    out = numpy.empty(shape, dtype=array.dtype)
+    nd_buffer = default_buffer_prototype().nd_buffer
+    for start in range(0, shape[0], rows):
+        # zarr decodes straight into the rows of the output: no copy of the block
+        await array.get_orthogonal_selection(
+            (slice(start, start + rows),), out=nd_buffer.from_numpy_array(out[start : start + rows])
+        )
+    return out
 
 
 async def array_shape(store: ZarrStoreABC, path: str) -> tuple[int, ...] | None:

@@ -34,7 +34,16 @@ from zcollection_proto import (
 from zcollection_proto import RowSelection as RowSelectionMessage
 
 from .connection import Connection
-from .reading import Endpoint, assemble, decode, endpoints_of, fetch_table, lazy_dataset, read_all
+from .reading import (
+    Endpoint,
+    assemble,
+    decode,
+    endpoints_of,
+    fetch_table,
+    lazy_dataset,
+    read_all,
+    read_concatenated,
+)
 
 
 class RemoteCollection:
@@ -162,8 +171,8 @@ class RemoteCollection:
             return lazy_dataset(
                 self.connection, endpoints, self._schema, var_paths, self._axis, immutable
             )
-        partitions, immutable = read_all(self.connection, endpoints, self._schema, self._axis)
-        return assemble(self._schema, var_paths, self._axis, [v for _, v in partitions], immutable)
+        rows, immutable = read_concatenated(self.connection, endpoints, self._schema)
+        return assemble(self._schema, var_paths, self._axis, [rows] if rows else [], immutable)
 
     def _with_selected_rows(
         self, filters: str | None, selection: zc.RowSelection | None, endpoints: list[Endpoint]

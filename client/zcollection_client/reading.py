@@ -11,7 +11,12 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import zcollection as zc
 from zcollection.data.ops import concat
-from zcollection_proto import EndpointInfo, immutable_from_table, table_to_dataset
+from zcollection_proto import (
+    EndpointInfo,
+    batches_to_dataset,
+    immutable_from_table,
+    table_to_dataset,
+)
 from zcollection_proto.arrow import IMMUTABLE_KEY
 
 from .connection import Connection
@@ -95,6 +100,27 @@ def read_all(
         else:
             partitions.append((endpoint.partition or "", variables))
     return partitions, immutable
+
+
+def read_concatenated(
+    connection: Connection, endpoints: list[Endpoint], schema: zc.DatasetSchema
+) -> tuple[dict[str, zc.Variable] | None, dict[str, zc.Variable]]:
+    """Fetch every endpoint in parallel; return (the rows of all partitions, in order, decoded
+    at once: one copy of the data; None without partition endpoints) and the immutables."""
+    workers = max(1, connection.options.parallelism)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zc-fetch") as pool:
+        tables = list(pool.map(lambda e: fetch_table(connection, e), endpoints))
+    immutable: dict[str, zc.Variable] = {}
+    rows: list[pa.Table] = []
+    for endpoint, table in zip(endpoints, tables, strict=True):
+        if endpoint.immutable:
+            immutable.update(decode(table, schema))
+        else:
+            rows.append(table)
+    if not rows:
+        return None, immutable
+    batches = [batch for table in rows for batch in table.to_batches()]
+    return rebind(batches_to_dataset(rows[0].schema, batches), schema), immutable
 
 
 def assemble(

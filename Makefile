@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 DEMO_ROOT ?= demo-data
 PORT ?= 8815
 
-.PHONY: venv demo check lint typecheck test
+.PHONY: venv demo check lint typecheck test bench
 
 venv:
 	@bash scripts/venv.sh
@@ -25,3 +25,7 @@ test: venv
 	$(PY) -m pytest -q
 
 check: lint typecheck test
+
+# Benchmarks (BENCHMARKS.md): `make bench`, or `make bench BENCH_ARGS="--full"` for the issue's sizes.
+bench: venv
+	$(PY) -m benchmarks $(BENCH_ARGS)

@@ -1,0 +1,1 @@
+"""Benchmarks of zcollection-flight (issue 7): ``python -m benchmarks`` (see BENCHMARKS.md)."""

@@ -28,6 +28,7 @@ from .workload import (
     ROW_BYTES,
     month_dataset,
     monthly,
+    paired_ratio,
     reference_dataset,
     schema,
     side_by_side,
@@ -161,7 +162,7 @@ def remote_vs_local(settings: Settings, reference: Path) -> tuple[list[Figure], 
         Figure(
             key="remote_query_vs_local",
             label="remote query (client, loopback) / local engine query",
-            value=reads["remote"].median / reads["local"].median,
+            value=paired_ratio(reads["remote"], reads["local"]),
             unit="x",
             target=1.25,
             workload=workload,
@@ -181,7 +182,7 @@ def remote_vs_local(settings: Settings, reference: Path) -> tuple[list[Figure], 
         Figure(
             key="remote_insert_vs_local",
             label="remote insert (client, loopback) / local engine insert",
-            value=writes["remote"].median / writes["local"].median,
+            value=paired_ratio(writes["remote"], writes["local"]),
             unit="x",
             target=1.3,
             workload=workload,
@@ -259,7 +260,7 @@ def _ceiling(settings: Settings, path: Path, size: int) -> dict[str, Any]:
 def _concurrent(settings: Settings, server: Server, size: int) -> Figure:
     """Aggregate read throughput with N client processes querying the collection at once."""
     results: dict[int, dict[str, Any]] = {}
-    rounds = max(1, min(3, settings.repeats))
+    rounds = max(1, settings.repeats)
     for count in settings.clients:
         settings.log(f"{count} concurrent client(s)")
         workers = [

@@ -159,7 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table(figures))
     if reference_rows:
         print()
-        print("Reference workload, each codec profile and data kind (medians):")
+        print(
+            "Reference workload, each codec profile and data kind (median times; ratios: "
+            "median of the per-round ratios, each round's two runs back to back):"
+        )
         print()
         print(engine_figures.reference_table(reference_rows))
     missed = [f.label for f in figures if f.met is False]

@@ -149,6 +149,20 @@ class Timings:
         }
 
 
+def paired_ratio(a: Timings, b: Timings) -> float:
+    """Median over rounds of ``a / b``, each round's two runs back to back.
+
+    Pairing cancels the slow swings of a shared machine's load that medians of each side
+    taken apart would not.
+    """
+    return statistics.median(x / y for x, y in zip(a.samples, b.samples, strict=True))
+
+
+def paired_difference(a: Timings, b: Timings) -> float:
+    """Median over rounds of ``a - b`` (seconds), each round's two runs back to back."""
+    return statistics.median(x - y for x, y in zip(a.samples, b.samples, strict=True))
+
+
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     """Run ``fn`` once after a garbage collection; return (seconds, result)."""
     gc.collect()

@@ -154,17 +154,6 @@ def _fill_nulls(
     return array
 
 
-def empty_rows(field: pa.Field, variable: VariableSchema) -> numpy.ndarray[Any, Any]:
-    shape: tuple[int, ...] = ()
-    if isinstance(field.type, pa.FixedShapeTensorType):
-        shape = tuple(int(s) for s in field.type.shape)
-        if element_codec(variable.dtype).is_complex:
-            shape = shape[:-1]
-    elif pa.types.is_fixed_size_list(field.type):
-        shape = (int(field.type.list_size),)
-    return numpy.empty((0, *shape), dtype=variable.dtype)
-
-
 def restore_order(array: numpy.ndarray[Any, Any], variable: VariableSchema, axis: str) -> Any:
     position = variable.dimensions.index(axis)
     if position:

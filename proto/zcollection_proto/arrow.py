@@ -50,7 +50,6 @@ from ._columns import (
     decode_column,
     dumps,
     element_dims,
-    empty_rows,
     encode_column,
     make_field,
     restore_order,
@@ -409,7 +408,9 @@ def batches_to_dataset(
     for index, name in enumerate(names):
         parts = chunks[name]
         if not parts:
-            array = empty_rows(schema.field(index), variables[name])
+            # no rows: the column's type is checked all the same
+            empty = schema.empty_table().column(index).combine_chunks()
+            array = decode_column(empty, variables[name], axis, name)
         elif len(parts) == 1:
             array = numpy.array(parts[0], copy=True, order="C")
         else:

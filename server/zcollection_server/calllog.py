@@ -62,7 +62,16 @@ JSON_LOGS = False
 
 
 def _text(fields: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
+    return " ".join(f"{k}={_value(v)}" for k, v in fields.items() if v is not None)
+
+
+def _value(value: Any) -> str:
+    """A value as one token: text from clients (names) may hold spaces or line breaks that
+    would forge fields or log lines, so such text is quoted as JSON."""
+    text = str(value)
+    if text and text.isprintable() and not any(c in text for c in ' "='):
+        return text
+    return json.dumps(text)
 
 
 def configure_logging(*, json_lines: bool, level: int = logging.INFO) -> None:

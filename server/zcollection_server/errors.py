@@ -148,7 +148,7 @@ def to_flight_error(exc: BaseException, request_id: str) -> Exception:
         message = "internal server error"
     else:
         code = getattr(exc, "code", None) or "INVALID_ARGUMENT"
-        message = str(exc)
+        message = _capped(str(exc))
     if isinstance(exc, Unimplemented):
         kind = "unimplemented"
     text = f"[{code}] {message} (request {request_id})"
@@ -157,6 +157,19 @@ def to_flight_error(exc: BaseException, request_id: str) -> Exception:
     info: dict[str, Any] = {"code": code, "kind": kind, "request_id": request_id}
     cls = FLIGHT_CLASSES.get(kind, flight.FlightServerError)
     return cls(text, json.dumps(info).encode())
+
+
+#: Longest message sent, in UTF-8 bytes: messages echo client input, and gRPC refuses a
+#: status whose headers (message, percent-encoded, and pyarrow's detail) pass 16 KiB.
+MAX_MESSAGE_BYTES = 1024
+
+
+def _capped(message: str) -> str:
+    raw = message.encode("utf-8", "replace")
+    if len(raw) <= MAX_MESSAGE_BYTES:
+        return message
+    head = raw[:MAX_MESSAGE_BYTES].decode("utf-8", "ignore")
+    return f"{head}... ({len(raw)} bytes, cut)"
 
 
 def shutting_down(request_id: str) -> flight.FlightUnavailableError:

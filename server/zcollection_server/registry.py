@@ -62,6 +62,24 @@ class Registry:
             return True
         return root.joinpath(name).resolve().is_relative_to(root)
 
+    def open_store(self, url: str, *, read_only: bool = False) -> zc.Store:
+        """Open the store at ``url``. A local one never follows a symbolic link out of the
+        served root (for a collection of the config file: out of its folder)."""
+        store = zc.open_store(url, read_only=read_only)
+        if not isinstance(store, LocalStore):
+            return store
+        return LocalStore(store.path, read_only=read_only, confine_to=self._boundary(store.path))
+
+    def _boundary(self, path: Path) -> Path:
+        folders = [self.root] if self.root is not None else []
+        for folder in [*folders, *self.explicit.values()]:
+            store = zc.open_store(folder, read_only=True)
+            if isinstance(store, LocalStore) and (
+                path.is_relative_to(store.path) or path.is_relative_to(store.path.resolve())
+            ):
+                return store.path.resolve()
+        return path.resolve()
+
     def view_url(self, collection: str, view: str) -> str:
         """Return the store URL of view ``view`` of ``collection``."""
         check_view_name(view)
@@ -71,11 +89,11 @@ class Registry:
         """Return every served collection name, sorted."""
         found = set()
         for name, url in self.explicit.items():
-            store = zc.open_store(url, read_only=True)
+            store = self.open_store(url, read_only=True)
             if await store.read_meta_async(CONFIG_KEY) is not None:
                 found.add(name)
         if self.root is not None:
-            discovered = await self._discover(zc.open_store(self.root, read_only=True), "", 0)
+            discovered = await self._discover(self.open_store(self.root, read_only=True), "", 0)
             found.update(n for n in discovered if n in self.explicit or self._inside_root(n))
         return sorted(found)
 
@@ -100,7 +118,8 @@ class Registry:
         """
         url = self.url_of(name)
         try:
-            return await zc.aio.open_collection(url, mode="rw" if writable else "r")
+            store = self.open_store(url, read_only=not writable)
+            return await zc.aio.open_collection(store, mode="rw" if writable else "r")
         except zc.CollectionNotFoundError:
             raise zc.CollectionNotFoundError(f"no collection {name!r} on this server") from None
 
@@ -108,18 +127,18 @@ class Registry:
         """Create collection ``name`` (under the root, or at its configured URL)."""
         url = self.url_of(name)
         await self._check_not_nested(name)
-        return await zc.aio.create_collection(url, **kwargs)
+        return await zc.aio.create_collection(self.open_store(url), **kwargs)
 
     async def _check_not_nested(self, name: str) -> None:
         parts = name.split("/")
         for i in range(1, len(parts)):
             parent = "/".join(parts[:i])
             if parent in self.explicit or self.root is not None:
-                store = zc.open_store(self.url_of(parent), read_only=True)
+                store = self.open_store(self.url_of(parent), read_only=True)
                 if await store.read_meta_async(CONFIG_KEY) is not None:
                     raise InvalidNameError(f"{name!r} would be inside collection {parent!r}")
         # Nor around one: deleting (or overwriting) it would delete the inner collection.
-        inner = await self._discover(zc.open_store(self.url_of(name), read_only=True), "", 1)
+        inner = await self._discover(self.open_store(self.url_of(name), read_only=True), "", 1)
         if inner:
             raise InvalidNameError(
                 f"{name!r} would hold collection {name + '/' + inner[0]!r}; choose another name"
@@ -128,7 +147,7 @@ class Registry:
     async def delete_async(self, name: str) -> bool:
         """Delete collection ``name`` and its views; return whether it existed."""
         url = self.url_of(name)
-        store = zc.open_store(url)
+        store = self.open_store(url)
         if await store.read_meta_async(CONFIG_KEY) is None:
             return False
         await store.delete_prefix_async("")
@@ -140,5 +159,5 @@ class Registry:
     async def view_names_async(self, collection: str) -> list[str]:
         """Return the views of ``collection``, sorted."""
         url = join_url(self.url_of(collection), VIEWS_FOLDER)
-        store = zc.open_store(url, read_only=True)
+        store = self.open_store(url, read_only=True)
         return sorted(c for c in await store.list_dir_async("") if _COMPONENT.match(c))

@@ -36,7 +36,8 @@ async def open_view_async(
     from zcollection.view import View
 
     check_view_name(view)
-    store = zc.open_store(server.registry.view_url(collection, view), read_only=base.read_only)
+    url = server.registry.view_url(collection, view)
+    store = server.registry.open_store(url, read_only=base.read_only)
     try:
         return await View.open_async(store, base=base, read_only=base.read_only)
     except zc.CollectionNotFoundError:
@@ -132,7 +133,7 @@ def view_handlers(actions: ActionHandlers) -> dict[str, Callable[[Any, CallRecor
                 raise
             raise zc.SchemaError(f"view variables must be VariableSchema JSON: {exc}") from exc
         base = run_sync(registry.open_async(message.collection, writable=True))
-        store = zc.open_store(registry.view_url(message.collection, message.view))
+        store = registry.open_store(registry.view_url(message.collection, message.view))
         view = run_sync(
             View.create_async(
                 store,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -20,6 +22,7 @@ from ..errors import (
     PartitionExistsError,
     ReadOnlyError,
     SchemaError,
+    StoreError,
 )
 from ..merge import MergeCallable, resolve
 from ..partitioning import Partitioning, check_schema, compile_filter, partition_rows, sort_paths
@@ -27,7 +30,7 @@ from ..schema import DatasetSchema
 from ..selection import RowSelection, rows_of
 from ..store import Store, StoreSession
 from ..store.base import delete_prefix, list_dir
-from . import catalog
+from . import catalog, locks
 from .config_file import CONFIG_KEY, CollectionConfig
 from .dask_support import (
     client_for,
@@ -35,7 +38,7 @@ from .dask_support import (
     read_partition_lazy,
     run_on_client,
 )
-from .layout import parents, walk_partitions
+from .layout import parents, staged_leftovers, walk_partitions
 from .zarr_io import (
     PARTITION_KEY_ATTR,
     array_shape,
@@ -238,6 +241,21 @@ class Collection:
             return names
         return tuple(self._partitioning.axis)
 
+    @property
+    def _coordinated(self) -> bool:
+        """Whether this process coordinates its readers and writers (see ``locks``)."""
+        return not self._store.transactional
+
+    def _writing(self) -> Any:
+        """The writer's turn of this collection in this process (one writer at a time)."""
+        return locks.writing(self._store.root_uri, enabled=self._coordinated)
+
+    def _holding(self, path: str, *, exclusive: bool) -> Any:
+        """Partition ``path`` held shared (read) or exclusively (swapped or rewritten)."""
+        return locks.partition(
+            self._store.root_uri, path, exclusive=exclusive, enabled=self._coordinated
+        )
+
     async def _listing(self, io: Store | StoreSession) -> list[str]:
         zs = io.zarr_store()
         if self._catalog_enabled:
@@ -306,6 +324,16 @@ class Collection:
         With a ``selection``, the axis variable is read first and only the kept rows of the
         other variables are read.
         """
+        async with self._holding(path, exclusive=False):
+            return await self._read_partition_unlocked(zs, path, var_paths, selection)
+
+    async def _read_partition_unlocked(
+        self,
+        zs: Any,
+        path: str,
+        var_paths: list[str],
+        selection: RowSelection | None,
+    ) -> dict[str, Variable]:
         all_vars = self._schema.all_variables()
         wanted = [p for p in var_paths if not all_vars[p].immutable]
         rows: slice | numpy.ndarray[Any, Any] = slice(None)
@@ -496,10 +524,33 @@ class Collection:
     async def _write_partition(self, zs: Any, path: str, key: Key, dataset: Dataset) -> None:
         """Replace the partition at ``path`` by ``dataset`` (partitioned variables only).
 
-        The group's key attribute is written last: a partition interrupted half-way is never
-        listed as complete.
+        A store that can put a folder in place in one step (local) gets the partition
+        written aside and swapped in: readers, and a crash, see the old partition or the new
+        one. Elsewhere it is rewritten in place, the group's key attribute last: a partition
+        interrupted half-way is never listed as complete.
         """
-        await delete_prefix(zs, path)
+        replace_dir = getattr(zs, "replace_dir", None)
+        if replace_dir is None:
+            async with self._holding(path, exclusive=True):
+                await delete_prefix(zs, path)
+                await self._write_partition_at(zs, path, key, dataset)
+            return
+        parent, _, name = path.rpartition("/")
+        staged = join(parent, f".{name}.zc-{uuid.uuid4().hex[:12]}")
+        try:
+            await self._write_partition_at(zs, staged, key, dataset)
+            async with self._holding(path, exclusive=True):
+                await replace_dir(staged, path)
+        except OSError as exc:
+            with contextlib.suppress(Exception):
+                await delete_prefix(zs, staged)
+            raise StoreError(f"cannot replace partition {path!r}: {exc}") from exc
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await delete_prefix(zs, staged)
+            raise
+
+    async def _write_partition_at(self, zs: Any, path: str, key: Key, dataset: Dataset) -> None:
         all_vars = self._schema.all_variables()
         writes = []
         for rel, var in dataset.all_variables().items():
@@ -582,7 +633,7 @@ class Collection:
         data = await materialise_async(data, self._partitioning_variables())
         rows = partition_rows(self._partitioning, data)
         dim = self._partitioning.dimension
-        async with self._store.session_async("insert") as session:
+        async with self._writing(), self._store.session_async("insert") as session:
             zs = session.zarr_store()
             targets = [(self._partitioning.encode(key), key, index) for key, index in rows]
             existing_attrs = await asyncio.gather(*(read_group_attrs(zs, t[0]) for t in targets))
@@ -672,7 +723,7 @@ class Collection:
         if dask_client is not None:
             paths = await self._select_paths(filters)
             return await run_on_client(self, dask_client, fn, paths, var_paths, write=True)
-        async with self._store.session_async("update") as session:
+        async with self._writing(), self._store.session_async("update") as session:
             zs = session.zarr_store()
             paths = await self._select_paths(filters, session)
             immutable = await self._read_immutable(zs, var_paths)
@@ -749,7 +800,7 @@ class Collection:
             rows: list[tuple[Key, Any]] = [(key, slice(None))]
         else:
             rows = partition_rows(self._partitioning, data)
-        async with self._store.session_async("rewrite partitions") as session:
+        async with self._writing(), self._store.session_async("rewrite partitions") as session:
             zs = session.zarr_store()
             written = []
             for key, index in rows:
@@ -762,7 +813,7 @@ class Collection:
     async def drop_partitions_async(self, *, filters: str | None = None) -> list[str]:
         """Delete matching partitions (every partition when ``filters`` is None)."""
         self._check_writable("drop partitions")
-        async with self._store.session_async("drop partitions") as session:
+        async with self._writing(), self._store.session_async("drop partitions") as session:
             zs = session.zarr_store()
             paths = await self._select_paths(filters, session)
             for path in paths:
@@ -786,16 +837,21 @@ class Collection:
         return run_sync(self.drop_partitions_async(filters=filters))
 
     async def repair_catalog_async(self) -> list[str]:
-        """Rebuild the catalog by walking the store; return the new path list."""
+        """Rebuild the catalog by walking the store; return the new path list.
+
+        Partitions a crashed writer left aside (never listed) are deleted too.
+        """
         if not self._catalog_enabled:
             raise CatalogDisabledError(
                 f"the collection at {self._store.root_uri} has no catalog to repair"
             )
         self._check_writable("repair the catalog")
-        async with self._store.session_async("repair catalog") as session:
+        async with self._writing(), self._store.session_async("repair catalog") as session:
             zs = session.zarr_store()
             paths = await walk_partitions(zs, self._partitioning)
             await session.write_meta_async(catalog.CATALOG_KEY, catalog.encode(paths))
+            for leftover in await staged_leftovers(zs, self._partitioning):
+                await delete_prefix(zs, leftover)
         return paths
 
     def repair_catalog(self) -> list[str]:

@@ -150,6 +150,9 @@ class Store(abc.ABC):
     """Capability surface for a backend that can hold a Zarr v3 hierarchy."""
 
     read_only: bool = False
+    #: Whether sessions commit atomically (icechunk): otherwise the engine coordinates the
+    #: readers and writers of this process itself (``collection.locks``).
+    transactional: bool = False
     #: Where the collection's non-Zarr files live on this store.
     meta_files: MetaFiles = MetaFiles()
 

@@ -269,6 +269,31 @@ def _describe_conflicts(exc: BaseException) -> str:
     return "; ".join(described) if described else str(exc).splitlines()[0]
 
 
+class _ZarrStore(ic.IcechunkStore):
+    """icechunk's zarr store, whose ``str()`` does not call into icechunk.
+
+    zarr formats ``str(store)`` each time it opens or creates an array; icechunk answers
+    that holding the GIL while it waits for the session, which a concurrent write of the
+    same session holds while it waits for the GIL: the process hangs. Partitions are
+    written with many arrays at once, so give zarr a name that costs nothing.
+    """
+
+    def __str__(self) -> str:
+        return f"icechunk://session-{id(self._store):x}"
+
+    def __repr__(self) -> str:
+        return f"<icechunk store {self}>"
+
+    def with_read_only(self, read_only: bool = False) -> _ZarrStore:
+        new_store = _ZarrStore(store=self._store, read_only=read_only)
+        new_store._is_open = False
+        return new_store
+
+
+def _zarr_store(session: ic.Session) -> _ZarrStore:
+    return _ZarrStore(session.store._store)
+
+
 class IcechunkSession(StoreSession):
     """One writable icechunk session: everything written through it is one commit."""
 
@@ -285,7 +310,7 @@ class IcechunkSession(StoreSession):
         """Return the writable zarr store of the icechunk session."""
         if self._done:
             raise StoreError("this icechunk session is already committed or rolled back")
-        return self.session.store
+        return _zarr_store(self.session)
 
     async def commit(self, message: str) -> None:
         """Commit once, rebasing over concurrent commits that changed other nodes.
@@ -351,6 +376,7 @@ class IcechunkStore(Store):
     """
 
     meta_files: MetaFiles = IcechunkMetaFiles()
+    transactional = True
     #: How many times a commit is rebased over concurrent commits before giving up.
     rebase_tries: int = 100
 
@@ -532,14 +558,14 @@ class IcechunkStore(Store):
         snapshot_id = self._resolve(repo)
         with self._lock:
             if self._reader is not None and self._reader[0] == snapshot_id:
-                return self._reader[1].store
+                return _zarr_store(self._reader[1])
         try:
             session = repo.readonly_session(snapshot_id=snapshot_id)
         except ic.IcechunkError as exc:
             raise StoreError(f"cannot read snapshot {snapshot_id} of {self._uri}: {exc}") from exc
         with self._lock:
             self._reader = (snapshot_id, session)
-        return session.store
+        return _zarr_store(session)
 
     async def read_bytes_async(self, key: str) -> bytes | None:
         """Return the bytes at ``key`` (meta files such as ``_zcollection.json`` included)."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import datetime
 import math
+import os
+import signal
 import sys
 import tempfile
 import time
@@ -89,6 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"unknown --only groups {sorted(unknown)}; known: {', '.join(FIGURES)}")
     if "remote" in only:
         only.add("reference")
+    # SIGTERM ends the run like Ctrl-C: servers stopped, temporary data removed
+    signal.signal(signal.SIGTERM, _terminate)
+    host = machine()
     started = time.monotonic()
 
     def log(message: str) -> None:
@@ -173,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "command": "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:]),
         "elapsed_s": elapsed,
         "settings": settings_doc,
-        "machine": machine(),
+        "machine": {**host, "load_average_at_end": _load()},
         "figures": [f.to_json() for f in figures],
         "reference_runs": reference_rows,
     }
@@ -199,6 +204,17 @@ ORDER = (
     "memory_put",
     "concurrent_clients",
 )
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _load() -> list[float] | None:
+    try:
+        return list(os.getloadavg())
+    except OSError:
+        return None
 
 
 def _clean(value: Any) -> Any:

@@ -106,6 +106,7 @@ def reference(settings: Settings) -> tuple[list[Figure], list[dict[str, Any]], P
                         else f"{worst['insert_s']:.3f} s / {worst['raw_write_s']:.3f} s"
                     )
                     + f"; median of the {len(rows)} runs {numpy.median([r[key] for r in rows]):.2f}"
+                    + f", worst best-of {max(r[key + '_best'] for r in rows):.2f}"
                 ),
                 data={"runs": rows},
             )
@@ -186,6 +187,9 @@ def _reference_one(settings: Settings, profile: str, kind: str) -> tuple[dict[st
         "raw_write_s": writes["raw"].median,
         "query_vs_raw": paired_ratio(reads["engine"], reads["raw"]),
         "insert_vs_raw": paired_ratio(writes["engine"], writes["raw"]),
+        # best of each side: the intrinsic cost, without the stalls of a shared machine
+        "query_vs_raw_best": min(reads["engine"].samples) / min(reads["raw"].samples),
+        "insert_vs_raw_best": min(writes["engine"].samples) / min(writes["raw"].samples),
         "samples": {
             "query": reads["engine"].to_json(),
             "raw_read": reads["raw"].to_json(),
@@ -226,14 +230,17 @@ def _du(path: Path) -> int:
 def reference_table(rows: list[dict[str, Any]]) -> str:
     """The per profile / data kind details of the reference workload."""
     lines = [
-        "| profile | data | stored | query | raw read | ratio | insert | raw write | ratio |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| profile | data | stored | query | raw read | ratio | best | insert | raw write "
+        "| ratio | best |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['profile']} | {r['kind']} | {_mib(r['stored_bytes'])} "
             f"| {r['query_s']:.3f} s | {r['raw_read_s']:.3f} s | {r['query_vs_raw']:.2f} "
-            f"| {r['insert_s']:.3f} s | {r['raw_write_s']:.3f} s | {r['insert_vs_raw']:.2f} |"
+            f"| {r['query_vs_raw_best']:.2f} "
+            f"| {r['insert_s']:.3f} s | {r['raw_write_s']:.3f} s | {r['insert_vs_raw']:.2f} "
+            f"| {r['insert_vs_raw_best']:.2f} |"
         )
     return "\n".join(lines)
 

@@ -165,8 +165,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if reference_rows:
         print()
         print(
-            "Reference workload, each codec profile and data kind (median times; ratios: "
-            "median of the per-round ratios, each round's two runs back to back):"
+            "Reference workload, each codec profile and data kind (median times; ratio: "
+            "median of the per-round ratios, each round's two runs back to back; best: "
+            "fastest engine run / fastest raw run):"
         )
         print()
         print(engine_figures.reference_table(reference_rows))

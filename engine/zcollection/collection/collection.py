@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Iterator
 from typing import Any
 
 import numpy
@@ -39,6 +39,7 @@ from .dask_support import (
     run_on_client,
 )
 from .layout import parents, staged_leftovers, walk_partitions
+from .streaming import STREAM_BUFFER_BYTES, PartitionBuffer, PendingPartition, StagedPartition
 from .zarr_io import (
     PARTITION_KEY_ATTR,
     array_shape,
@@ -522,33 +523,46 @@ class Collection:
 
     # -- writing ------------------------------------------------------------------------
     async def _write_partition(self, zs: Any, path: str, key: Key, dataset: Dataset) -> None:
-        """Replace the partition at ``path`` by ``dataset`` (partitioned variables only).
+        """Replace the partition at ``path`` by ``dataset`` (partitioned variables only)."""
+        staged = await self._stage_partition(zs, path, key, dataset)
+        await staged.commit()
+
+    async def _stage_partition(
+        self, zs: Any, path: str, key: Key, dataset: Dataset
+    ) -> StagedPartition:
+        """Write the partition at ``path``; return the step that puts it in place.
 
         A store that can put a folder in place in one step (local) gets the partition
-        written aside and swapped in: readers, and a crash, see the old partition or the new
-        one. Elsewhere it is rewritten in place, the group's key attribute last: a partition
-        interrupted half-way is never listed as complete.
+        written aside, swapped in by ``commit``: readers, and a crash, see the old partition
+        or the new one, and ``discard`` leaves the old one untouched. Elsewhere it is
+        rewritten in place now, the group's key attribute last: a partition interrupted
+        half-way is never listed as complete.
         """
         replace_dir = getattr(zs, "replace_dir", None)
         if replace_dir is None:
             async with self._holding(path, exclusive=True):
                 await delete_prefix(zs, path)
                 await self._write_partition_at(zs, path, key, dataset)
-            return
+            return StagedPartition(path)
         parent, _, name = path.rpartition("/")
         staged = join(parent, f".{name}.zc-{uuid.uuid4().hex[:12]}")
         try:
             await self._write_partition_at(zs, staged, key, dataset)
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                await delete_prefix(zs, staged)
+            if isinstance(exc, OSError):
+                raise StoreError(f"cannot write partition {path!r}: {exc}") from exc
+            raise
+
+        async def swap() -> None:
             async with self._holding(path, exclusive=True):
                 await replace_dir(staged, path)
-        except OSError as exc:
-            with contextlib.suppress(Exception):
-                await delete_prefix(zs, staged)
-            raise StoreError(f"cannot replace partition {path!r}: {exc}") from exc
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await delete_prefix(zs, staged)
-            raise
+
+        async def discard() -> None:
+            await delete_prefix(zs, staged)
+
+        return StagedPartition(path, swap, discard)
 
     async def _write_partition_at(self, zs: Any, path: str, key: Key, dataset: Dataset) -> None:
         all_vars = self._schema.all_variables()
@@ -626,67 +640,177 @@ class Collection:
         merge: str | MergeCallable | None = None,
     ) -> list[str]:
         """Insert ``dataset``, split by the partitioning; return the written partition paths."""
+        return await self._insert(_single(dataset), overwrite=overwrite, merge=merge, limit=None)
+
+    async def insert_stream_async(
+        self,
+        datasets: Iterable[Dataset] | AsyncIterable[Dataset],
+        *,
+        overwrite: bool = True,
+        merge: str | MergeCallable | None = None,
+        buffer_bytes: int | None = STREAM_BUFFER_BYTES,
+    ) -> list[str]:
+        """Insert a stream of datasets as one insert; return the written partition paths.
+
+        See :meth:`insert_stream`.
+        """
+        if buffer_bytes is not None and buffer_bytes < 0:
+            raise ValueError(f"buffer_bytes must be >= 0 or None, not {buffer_bytes}")
+        return await self._insert(
+            _stream(datasets), overwrite=overwrite, merge=merge, limit=buffer_bytes
+        )
+
+    def insert_stream(
+        self,
+        datasets: Iterable[Dataset] | AsyncIterable[Dataset],
+        *,
+        overwrite: bool = True,
+        merge: str | MergeCallable | None = None,
+        buffer_bytes: int | None = STREAM_BUFFER_BYTES,
+    ) -> list[str]:
+        """Insert the rows of ``datasets``, which arrive one after the other, as one insert.
+
+        The result is that of ``insert`` of all the rows at once, in one session (one commit
+        on icechunk), but a partition is written as soon as the stream has moved past it
+        and more than ``buffer_bytes`` of rows are held (``None``: hold everything until
+        the end), so memory stays about ``max(buffer_bytes, one partition)`` plus the
+        partition being written. Each dataset is checked against the schema on arrival;
+        immutable variables may come with any of them (the same values each time).
+        On a local store every partition is written aside and swapped in at the end: an
+        error leaves the collection as it was. On stores without that step (memory,
+        object stores) partitions written before an error stay written.
+
+        Raises:
+            PartitionError: If rows arrive for a partition already written (send the rows
+                of each partition together, e.g. sorted along the partitioning axis), or
+                the key variables are invalid.
+            (and everything :meth:`insert` raises)
+        """
+        return run_sync(
+            self.insert_stream_async(
+                datasets, overwrite=overwrite, merge=merge, buffer_bytes=buffer_bytes
+            )
+        )
+
+    async def _insert(
+        self,
+        datasets: AsyncGenerator[Dataset],
+        *,
+        overwrite: bool,
+        merge: str | MergeCallable | None,
+        limit: int | None,
+    ) -> list[str]:
+        """Insert the rows of ``datasets`` in one session, writing complete partitions early."""
         self._check_writable("insert")
         strategy = resolve(merge)
-        data = conform(dataset, self._schema, self._axis, required=self._partitioning_variables())
-        # Dask-backed data: compute the key variables now, each partition's rows when written
-        data = await materialise_async(data, self._partitioning_variables())
-        rows = partition_rows(self._partitioning, data)
-        dim = self._partitioning.dimension
-        async with self._writing(), self._store.session_async("insert") as session:
+        required = self._partitioning_variables()
+        buffer = PartitionBuffer(self._partitioning, self._axis, limit)
+        exists: dict[str, bool] = {}
+        staged: list[StagedPartition] = []
+        immutable: Dataset | None = None
+        writing: asyncio.Future[None] | None = None
+        async with (
+            contextlib.aclosing(datasets),
+            self._writing(),
+            self._store.session_async("insert") as session,
+        ):
             zs = session.zarr_store()
-            targets = [(self._partitioning.encode(key), key, index) for key, index in rows]
-            existing_attrs = await asyncio.gather(*(read_group_attrs(zs, t[0]) for t in targets))
-            exists = {
-                path: bool(attrs and PARTITION_KEY_ATTR in attrs)
-                for (path, _, _), attrs in zip(targets, existing_attrs, strict=True)
-            }
-            if not overwrite:
-                clash = [p for p, e in exists.items() if e]
-                if clash:
-                    raise PartitionExistsError(
-                        f"partition(s) {clash} already exist and overwrite=False"
-                    )
-            partitioned = [p for p, v in self._schema.all_variables().items() if not v.immutable]
-            merge_axis = self._merge_axis()
-            moving = data.select(
-                ["/" + p for p, v in data.all_variables().items() if not v.schema.immutable]
-            )
-
-            async def merged(path: str, index: Any) -> Dataset:
-                part = await materialise_async(moving.isel(dim, index))
-                stored = self._dataset(
-                    partitioned, await self._read_partition(zs, path, partitioned)
+            try:
+                async for dataset in datasets:
+                    data = conform(dataset, self._schema, self._axis, required=required)
+                    # Dask-backed data: the key variables now, each partition's rows when
+                    # written
+                    data = await materialise_async(data, required)
+                    immutable = _immutable_of(data, immutable)
+                    opened = buffer.add(_partitioned_of(data))
+                    await self._check_targets(zs, opened, exists, overwrite)
+                    ready = buffer.complete()
+                    if ready:
+                        if writing is not None:
+                            await writing
+                        writing = asyncio.ensure_future(
+                            self._write_pending(zs, ready, strategy, exists, staged)
+                        )
+                if writing is not None:
+                    await writing
+                    writing = None
+                # The rest is merged, then written: merges run before this last group is
+                # written, so a failing merge leaves it (and a staged store all) untouched.
+                await self._write_pending(
+                    zs, buffer.drain(), strategy, exists, staged, immutable=immutable
                 )
-                assert strategy is not None
-                result = strategy(stored, part, axis=merge_axis, partitioning_dim=dim)
-                if not isinstance(result, Dataset):
-                    raise SchemaError(
-                        f"merge strategy returned {type(result).__name__}, expected a Dataset"
-                    )
-                return result
-
-            # Merges run before anything is written: a merge that fails leaves the
-            # collection as it was.
-            to_merge = [(p, i) for p, _, i in targets if strategy is not None and exists[p]]
-            results = await gather_limited(
-                config["partition.concurrency"], [merged(p, i) for p, i in to_merge]
-            )
-            merged_parts = {p: r for (p, _), r in zip(to_merge, results, strict=True)}
-            await self._write_immutable(zs, data)
-
-            async def one(path: str, key: Key, index: Any) -> None:
-                part = merged_parts.pop(path, None)
-                if part is None:
-                    part = await materialise_async(moving.isel(dim, index))
-                await self._write_partition(zs, path, key, part)
-
-            await gather_limited(
-                config["partition.concurrency"], [one(p, k, i) for p, k, i in targets]
-            )
-            written = [p for p, _, _ in targets]
+                for partition in staged:
+                    await partition.commit()
+            except BaseException:
+                if writing is not None:
+                    writing.cancel()
+                    with contextlib.suppress(BaseException):
+                        await writing
+                for partition in staged:
+                    await partition.discard()
+                raise
+            written = [partition.path for partition in staged]
             await self._update_catalog(session, added=written)
-        return written
+        return sort_paths(self._partitioning, written)
+
+    async def _check_targets(
+        self, zs: Any, opened: list[PendingPartition], exists: dict[str, bool], overwrite: bool
+    ) -> None:
+        """Record whether each newly seen partition exists; refuse them if it must not."""
+        attrs = await asyncio.gather(*(read_group_attrs(zs, p.path) for p in opened))
+        for pending, found in zip(opened, attrs, strict=True):
+            exists[pending.path] = bool(found and PARTITION_KEY_ATTR in found)
+        if not overwrite:
+            clash = [p.path for p in opened if exists[p.path]]
+            if clash:
+                raise PartitionExistsError(
+                    f"partition(s) {clash} already exist and overwrite=False"
+                )
+
+    async def _write_pending(
+        self,
+        zs: Any,
+        group: list[PendingPartition],
+        strategy: MergeCallable | None,
+        exists: dict[str, bool],
+        staged: list[StagedPartition],
+        *,
+        immutable: Dataset | None = None,
+    ) -> None:
+        """Merge, then write, the partitions of ``group`` (and ``immutable`` in between)."""
+        dim = self._partitioning.dimension
+        partitioned = [p for p, v in self._schema.all_variables().items() if not v.immutable]
+        merge_axis = self._merge_axis()
+
+        async def merged(pending: PendingPartition) -> Dataset:
+            part = await materialise_async(pending.rows(dim))
+            stored = self._dataset(
+                partitioned, await self._read_partition(zs, pending.path, partitioned)
+            )
+            assert strategy is not None
+            result = strategy(stored, part, axis=merge_axis, partitioning_dim=dim)
+            if not isinstance(result, Dataset):
+                raise SchemaError(
+                    f"merge strategy returned {type(result).__name__}, expected a Dataset"
+                )
+            return result
+
+        to_merge = [p for p in group if strategy is not None and exists[p.path]]
+        results = await gather_limited(
+            config["partition.concurrency"], [merged(p) for p in to_merge]
+        )
+        merged_parts = {p.path: r for p, r in zip(to_merge, results, strict=True)}
+        if immutable is not None:
+            await self._write_immutable(zs, immutable)
+
+        async def one(pending: PendingPartition) -> None:
+            part = merged_parts.pop(pending.path, None)
+            if part is None:
+                part = await materialise_async(pending.rows(dim))
+            pending.pieces.clear()
+            staged.append(await self._stage_partition(zs, pending.path, pending.key, part))
+
+        await gather_limited(config["partition.concurrency"], [one(p) for p in group])
 
     def insert(
         self,
@@ -874,3 +998,48 @@ def _same_array(stored: numpy.ndarray[Any, Any] | None, new: numpy.ndarray[Any, 
 
 
 __all__ = ["Collection"]
+
+
+async def _single(dataset: Dataset) -> AsyncGenerator[Dataset]:
+    yield dataset
+
+
+async def _stream(datasets: Iterable[Dataset] | AsyncIterable[Dataset]) -> AsyncGenerator[Dataset]:
+    """Yield from ``datasets``; a blocking iterator is advanced in a worker thread."""
+    if isinstance(datasets, AsyncIterable):
+        async for dataset in datasets:
+            yield dataset
+        return
+    iterator = iter(datasets)
+    end = object()
+    while True:
+        item = await asyncio.to_thread(next, iterator, end)
+        if item is end:
+            return
+        yield item  # type: ignore[misc]
+
+
+def _partitioned_of(data: Dataset) -> Dataset:
+    return data.select(["/" + p for p, v in data.all_variables().items() if not v.schema.immutable])
+
+
+def _immutable_of(data: Dataset, seen: Dataset | None) -> Dataset | None:
+    """Return the immutable variables of a stream: those of ``data``, the same as ``seen``.
+
+    Raises:
+        SchemaError: If ``data`` carries immutable values that differ from earlier ones.
+    """
+    fixed = ["/" + p for p, v in data.all_variables().items() if v.schema.immutable]
+    if not fixed:
+        return seen
+    found = data.select(fixed)
+    if seen is None:
+        return found
+    before = seen.all_variables()
+    for name, variable in found.all_variables().items():
+        old = before.get(name)
+        if old is None or not _same_array(old.to_numpy(), variable.to_numpy()):
+            raise SchemaError(
+                f"immutable variable {name!r} differs from one dataset of the stream to another"
+            )
+    return seen

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import io
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy
 import pyarrow as pa
 import pyarrow.flight as flight
 import zcollection as zc
+from zcollection.config import STREAM_BUFFER_BYTES
 from zcollection.conform import conform
 from zcollection.data.ops import concat
 from zcollection.merge import STRATEGIES, MergeCallable, UpsertWithin
 from zcollection.partitioning import partition_rows
 from zcollection_proto import (
+    ABORT_PUT,
     DropPartitions,
     Insert,
     InsertResult,
@@ -260,22 +264,58 @@ class RemoteCollection:
     # -- writing ----------------------------------------------------------------------------
     def _put(self, dataset: zc.Dataset, command: Insert) -> list[str]:
         """Send ``dataset`` with an insert command; return the acknowledged partitions."""
-        immutable = [
-            p for p, v in dataset.all_variables().items() if self._axis not in v.dimensions
-        ]
-        if immutable:
-            table = immutable_to_table(dataset, axis=self._axis)
+        return self._put_stream([dataset], command)
+
+    def _put_stream(self, datasets: Iterable[zc.Dataset], command: Insert) -> list[str]:
+        """Send the rows of ``datasets`` in one do_put; return the acknowledged partitions.
+
+        The immutable variables travel in the command (those of the first dataset; the
+        others must carry the same values or none). The rows of each dataset of an insert
+        are sent grouped by partition, so the server can write each partition once the
+        stream has passed it.
+        """
+        regroup = not command.rewrite and not command.HasField("view")
+        iterator = iter(datasets)
+        first = next(iterator, None)
+        if first is None:
+            return []
+        fixed, rows = self._split_immutable(first)
+        if fixed:
+            table = immutable_to_table(first, axis=self._axis)
             sink = io.BytesIO()
             with pa.ipc.new_stream(sink, table.schema) as writer:
                 writer.write_table(table)
             command.immutable = sink.getvalue()
-        batches = list(dataset_to_batches(dataset, axis=self._axis))
         descriptor = flight.FlightDescriptor.for_command(encode_command(command))
+        head = list(dataset_to_batches(self._grouped(rows, regroup), axis=self._axis))
+        schema = head[0].schema
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            yield from head
+            for dataset in iterator:
+                more, moving = self._split_immutable(dataset)
+                _check_same_immutable(fixed, more)
+                for batch in dataset_to_batches(self._grouped(moving, regroup), axis=self._axis):
+                    if not batch.schema.equals(schema, check_metadata=False):
+                        raise zc.SchemaError(
+                            "the datasets of a stream must carry the same variables: "
+                            f"{batch.schema.names} after {schema.names}"
+                        )
+                    yield pa.RecordBatch.from_arrays(batch.columns, schema=schema)
 
         def run(client: flight.FlightClient, options: flight.FlightCallOptions) -> list[str]:
-            writer, reader = client.do_put(descriptor, batches[0].schema, options)
-            for batch in batches:
-                writer.write_batch(batch)
+            writer, reader = client.do_put(descriptor, schema, options)
+            try:
+                for batch in batches():
+                    writer.write_batch(batch)
+            except BaseException as exc:
+                # the server drops the put (and on icechunk commits nothing)
+                with contextlib.suppress(Exception):
+                    writer.write_metadata(
+                        pa.py_buffer(ABORT_PUT + b": " + str(exc)[:1000].encode())
+                    )
+                    writer.close()
+                raise
             writer.done_writing()
             written: list[str] = []
             while True:
@@ -289,6 +329,53 @@ class RemoteCollection:
             return written
 
         return self.connection.call(run, retry=False)
+
+    def _split_immutable(self, dataset: zc.Dataset) -> tuple[dict[str, zc.Variable], zc.Dataset]:
+        """Return the immutable variables of ``dataset`` and the dataset of its rows."""
+        variables = dataset.all_variables()
+        fixed = {p: v for p, v in variables.items() if self._axis not in v.dimensions}
+        rows = dataset.select(["/" + p for p in variables if p not in fixed])
+        return fixed, rows
+
+    def _grouped(self, rows: zc.Dataset, regroup: bool = True) -> zc.Dataset:
+        """Return ``rows`` with the rows of each partition together (in key order if moved)."""
+        if not regroup:
+            return rows
+        groups = partition_rows(self._partitioning, rows)
+        if all(isinstance(index, slice) for _, index in groups):
+            return rows
+        order = numpy.concatenate(
+            [
+                numpy.arange(index.start, index.stop) if isinstance(index, slice) else index
+                for _, index in groups
+            ]
+        )
+        return rows.isel(self._partitioning.dimension, order)
+
+    def _insert_command(self, merge: str | MergeCallable | None, overwrite: bool) -> Insert | None:
+        """Return the insert command of ``merge`` (None: a callable, merged on the client).
+
+        Raises:
+            KeyError: If ``merge`` is an unknown strategy name.
+            TypeError: If ``merge`` is neither a name nor a callable.
+        """
+        command = Insert(collection=self.name, overwrite=overwrite)
+        if isinstance(merge, str):
+            if merge not in STRATEGIES:
+                raise KeyError(f"unknown merge strategy {merge!r}; known: {', '.join(STRATEGIES)}")
+            command.merge = merge
+        elif isinstance(merge, UpsertWithin):
+            tolerance = tolerance_to_proto(merge.tolerance)
+            if tolerance is None:
+                command.merge = "upsert"  # no tolerance: exact matches, the upsert strategy
+            else:
+                command.merge = "upsert_within"
+                command.tolerance.CopyFrom(tolerance)
+        elif merge is not None:
+            if not callable(merge):
+                raise TypeError(f"merge must be a strategy name or a callable, not {merge!r}")
+            return None
+        return command
 
     def insert(
         self,
@@ -306,23 +393,69 @@ class RemoteCollection:
             KeyError: If ``merge`` is an unknown strategy name.
         """
         self._check_writable("insert")
-        command = Insert(collection=self.name, overwrite=overwrite)
-        if isinstance(merge, str):
-            if merge not in STRATEGIES:
-                raise KeyError(f"unknown merge strategy {merge!r}; known: {', '.join(STRATEGIES)}")
-            command.merge = merge
-        elif isinstance(merge, UpsertWithin):
-            tolerance = tolerance_to_proto(merge.tolerance)
-            if tolerance is None:
-                command.merge = "upsert"  # no tolerance: exact matches, the upsert strategy
-            else:
-                command.merge = "upsert_within"
-                command.tolerance.CopyFrom(tolerance)
-        elif merge is not None:
-            if not callable(merge):
-                raise TypeError(f"merge must be a strategy name or a callable, not {merge!r}")
+        command = self._insert_command(merge, overwrite)
+        if command is None:
+            assert merge is not None and not isinstance(merge, str)
             return self._insert_merging_locally(self._conform(dataset), merge, overwrite)
         return self._put(self._conform(dataset), command)
+
+    def insert_stream(
+        self,
+        datasets: Iterable[zc.Dataset] | AsyncIterable[zc.Dataset],
+        *,
+        overwrite: bool = True,
+        merge: str | MergeCallable | None = None,
+        buffer_bytes: int | None = STREAM_BUFFER_BYTES,
+    ) -> list[str]:
+        """Send the rows of ``datasets`` in one do_put, as the engine's ``insert_stream``.
+
+        Each dataset is checked and sent as it comes; the server writes each partition once
+        the stream has passed it and ``buffer_bytes`` (capped by the server's
+        ``put_buffer_bytes``; None: that setting) are held. A custom merge callable needs
+        every row first: the datasets are gathered, then merged on the client as
+        ``insert`` does.
+
+        Raises:
+            ReadOnlyError: If the collection is read-only.
+            PartitionError: If rows arrive for a partition the server already wrote.
+        """
+        self._check_writable("insert")
+        if buffer_bytes is not None and buffer_bytes < 0:
+            raise ValueError(f"buffer_bytes must be >= 0 or None, not {buffer_bytes}")
+        if isinstance(datasets, AsyncIterable):
+            raise TypeError("insert_stream takes an iterable of datasets; use insert_stream_async")
+        command = self._insert_command(merge, overwrite)
+        if command is None:
+            assert merge is not None and not isinstance(merge, str)
+            gathered = [self._conform(d) for d in datasets]
+            if not gathered:
+                return []
+            return self._insert_merging_locally(
+                concat(gathered, self._partitioning.dimension), merge, overwrite
+            )
+        if buffer_bytes is not None:
+            command.buffer_bytes = buffer_bytes
+        return self._put_stream((self._conform(d) for d in datasets), command)
+
+    async def insert_stream_async(
+        self,
+        datasets: Iterable[zc.Dataset] | AsyncIterable[zc.Dataset],
+        *,
+        overwrite: bool = True,
+        merge: str | MergeCallable | None = None,
+        buffer_bytes: int | None = STREAM_BUFFER_BYTES,
+    ) -> list[str]:
+        """Async variant of insert_stream() (an async iterable is read on this loop)."""
+        source: Iterable[zc.Dataset]
+        if isinstance(datasets, AsyncIterable):
+            source = _from_async(datasets, asyncio.get_running_loop())
+        else:
+            source = datasets
+        return await asyncio.to_thread(
+            lambda: self.insert_stream(
+                source, overwrite=overwrite, merge=merge, buffer_bytes=buffer_bytes
+            )
+        )
 
     def _conform(self, dataset: zc.Dataset, *, require_all: bool = True) -> zc.Dataset:
         """Check ``dataset`` against the schema as the engine does, before sending anything."""
@@ -475,3 +608,31 @@ def _selection_message(selection: zc.RowSelection) -> RowSelectionMessage:
             bound.scalar.CopyFrom(to_scalar(value))
         bound.inclusive = inclusive
     return message
+
+
+def _from_async(
+    datasets: AsyncIterable[zc.Dataset], loop: asyncio.AbstractEventLoop
+) -> Iterator[zc.Dataset]:
+    """Yield the items of an async iterable from a worker thread, reading them on ``loop``."""
+    iterator = aiter(datasets)
+
+    async def step() -> zc.Dataset:
+        return await anext(iterator)
+
+    while True:
+        try:
+            yield asyncio.run_coroutine_threadsafe(step(), loop).result()
+        except StopAsyncIteration:
+            return
+
+
+def _check_same_immutable(first: dict[str, zc.Variable], more: dict[str, zc.Variable]) -> None:
+    """Refuse immutable values that differ from those of the first dataset of a stream."""
+    for name, variable in more.items():
+        old = first.get(name)
+        if old is None or not numpy.array_equal(
+            old.to_numpy(), variable.to_numpy(), equal_nan=variable.dtype.kind in "fc"
+        ):
+            raise zc.SchemaError(
+                f"immutable variable {name!r} differs from one dataset of the stream to another"
+            )

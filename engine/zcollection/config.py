@@ -6,6 +6,10 @@ import os
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
+#: Rows a streamed insert holds before it writes the partitions the stream has moved past
+#: (the default ``buffer_bytes`` of ``Collection.insert_stream``).
+STREAM_BUFFER_BYTES = 64 * 1024 * 1024
+
 _DEFAULTS: dict[str, Any] = {
     # Number of partitions read or written at the same time.
     "partition.concurrency": 8,

@@ -79,7 +79,12 @@ from .common_pb2 import Bound, RowSelection, Scalar, TimeValue, Tolerance
 #: Name and version of the protocol.
 PROTOCOL = "zcollection.flight.v1"
 
+#: app_metadata of a message without data that abandons a do_put: nothing is written. A
+#: reason may follow, after a colon (``zcollection.v1.abort: the source failed``).
+ABORT_PUT = b"zcollection.v1.abort"
+
 __all__ = [
+    "ABORT_PUT",
     "ACTIONS",
     "ACTION_PREFIX",
     "DEFAULT_MAX_BYTES",

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from zcollection_proto import common_pb2 as zcollection__proto_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n zcollection_proto/commands.proto\x12\x15zcollection.flight.v1\x1a\x1ezcollection_proto/common.proto\"\xbd\x01\n\x05Query\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x14\n\x07\x66ilters\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x11\n\tvariables\x18\x03 \x03(\t\x12\x36\n\tselection\x18\x04 \x01(\x0b\x32#.zcollection.flight.v1.RowSelection\x12\x11\n\x04view\x18\x05 \x01(\tH\x01\x88\x01\x01\x12\x17\n\x0fmax_batch_bytes\x18\x06 \x01(\x04\x42\n\n\x08_filtersB\x07\n\x05_view\"\xb8\x01\n\x0fPartitionTicket\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\t\x12\x11\n\tvariables\x18\x03 \x03(\t\x12\x36\n\tselection\x18\x04 \x01(\x0b\x32#.zcollection.flight.v1.RowSelection\x12\x11\n\x04view\x18\x05 \x01(\tH\x00\x88\x01\x01\x12\x17\n\x0fmax_batch_bytes\x18\x06 \x01(\x04\x42\x07\n\x05_view\"T\n\x0fImmutableTicket\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x11\n\tvariables\x18\x02 \x03(\t\x12\x11\n\x04view\x18\x03 \x01(\tH\x00\x88\x01\x01\x42\x07\n\x05_view\"\xd9\x01\n\x06Insert\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\r\n\x05merge\x18\x02 \x01(\t\x12\x33\n\ttolerance\x18\x03 \x01(\x0b\x32 .zcollection.flight.v1.Tolerance\x12\x16\n\toverwrite\x18\x04 \x01(\x08H\x00\x88\x01\x01\x12\x11\n\timmutable\x18\x05 \x01(\x0c\x12\x0f\n\x07rewrite\x18\x06 \x01(\x08\x12\x11\n\x04view\x18\x07 \x01(\tH\x01\x88\x01\x01\x12\x11\n\tpartition\x18\x08 \x01(\tB\x0c\n\n_overwriteB\x07\n\x05_view\"\xee\x01\n\x07\x43ommand\x12-\n\x05query\x18\x01 \x01(\x0b\x32\x1c.zcollection.flight.v1.QueryH\x00\x12;\n\tpartition\x18\x02 \x01(\x0b\x32&.zcollection.flight.v1.PartitionTicketH\x00\x12;\n\timmutable\x18\x03 \x01(\x0b\x32&.zcollection.flight.v1.ImmutableTicketH\x00\x12/\n\x06insert\x18\x04 \x01(\x0b\x32\x1d.zcollection.flight.v1.InsertH\x00\x42\t\n\x07\x63ommand\"/\n\x0c\x45ndpointInfo\x12\x11\n\tpartition\x18\x01 \x01(\t\x12\x0c\n\x04rows\x18\x02 \x01(\x03\"6\n\rBatchMetadata\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\t\"6\n\x0cInsertResult\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x12\n\npartitions\x18\x02 \x03(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n zcollection_proto/commands.proto\x12\x15zcollection.flight.v1\x1a\x1ezcollection_proto/common.proto\"\xbd\x01\n\x05Query\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x14\n\x07\x66ilters\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x11\n\tvariables\x18\x03 \x03(\t\x12\x36\n\tselection\x18\x04 \x01(\x0b\x32#.zcollection.flight.v1.RowSelection\x12\x11\n\x04view\x18\x05 \x01(\tH\x01\x88\x01\x01\x12\x17\n\x0fmax_batch_bytes\x18\x06 \x01(\x04\x42\n\n\x08_filtersB\x07\n\x05_view\"\xb8\x01\n\x0fPartitionTicket\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\t\x12\x11\n\tvariables\x18\x03 \x03(\t\x12\x36\n\tselection\x18\x04 \x01(\x0b\x32#.zcollection.flight.v1.RowSelection\x12\x11\n\x04view\x18\x05 \x01(\tH\x00\x88\x01\x01\x12\x17\n\x0fmax_batch_bytes\x18\x06 \x01(\x04\x42\x07\n\x05_view\"T\n\x0fImmutableTicket\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x11\n\tvariables\x18\x02 \x03(\t\x12\x11\n\x04view\x18\x03 \x01(\tH\x00\x88\x01\x01\x42\x07\n\x05_view\"\x85\x02\n\x06Insert\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\r\n\x05merge\x18\x02 \x01(\t\x12\x33\n\ttolerance\x18\x03 \x01(\x0b\x32 .zcollection.flight.v1.Tolerance\x12\x16\n\toverwrite\x18\x04 \x01(\x08H\x00\x88\x01\x01\x12\x11\n\timmutable\x18\x05 \x01(\x0c\x12\x0f\n\x07rewrite\x18\x06 \x01(\x08\x12\x11\n\x04view\x18\x07 \x01(\tH\x01\x88\x01\x01\x12\x11\n\tpartition\x18\x08 \x01(\t\x12\x19\n\x0c\x62uffer_bytes\x18\t \x01(\x04H\x02\x88\x01\x01\x42\x0c\n\n_overwriteB\x07\n\x05_viewB\x0f\n\r_buffer_bytes\"\xee\x01\n\x07\x43ommand\x12-\n\x05query\x18\x01 \x01(\x0b\x32\x1c.zcollection.flight.v1.QueryH\x00\x12;\n\tpartition\x18\x02 \x01(\x0b\x32&.zcollection.flight.v1.PartitionTicketH\x00\x12;\n\timmutable\x18\x03 \x01(\x0b\x32&.zcollection.flight.v1.ImmutableTicketH\x00\x12/\n\x06insert\x18\x04 \x01(\x0b\x32\x1d.zcollection.flight.v1.InsertH\x00\x42\t\n\x07\x63ommand\"/\n\x0c\x45ndpointInfo\x12\x11\n\tpartition\x18\x01 \x01(\t\x12\x0c\n\x04rows\x18\x02 \x01(\x03\"6\n\rBatchMetadata\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\t\"6\n\x0cInsertResult\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x12\n\npartitions\x18\x02 \x03(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,13 +39,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_IMMUTABLETICKET']._serialized_start=470
   _globals['_IMMUTABLETICKET']._serialized_end=554
   _globals['_INSERT']._serialized_start=557
-  _globals['_INSERT']._serialized_end=774
-  _globals['_COMMAND']._serialized_start=777
-  _globals['_COMMAND']._serialized_end=1015
-  _globals['_ENDPOINTINFO']._serialized_start=1017
-  _globals['_ENDPOINTINFO']._serialized_end=1064
-  _globals['_BATCHMETADATA']._serialized_start=1066
-  _globals['_BATCHMETADATA']._serialized_end=1120
-  _globals['_INSERTRESULT']._serialized_start=1122
-  _globals['_INSERTRESULT']._serialized_end=1176
+  _globals['_INSERT']._serialized_end=818
+  _globals['_COMMAND']._serialized_start=821
+  _globals['_COMMAND']._serialized_end=1059
+  _globals['_ENDPOINTINFO']._serialized_start=1061
+  _globals['_ENDPOINTINFO']._serialized_end=1108
+  _globals['_BATCHMETADATA']._serialized_start=1110
+  _globals['_BATCHMETADATA']._serialized_end=1164
+  _globals['_INSERTRESULT']._serialized_start=1166
+  _globals['_INSERTRESULT']._serialized_end=1220
 # @@protoc_insertion_point(module_scope)

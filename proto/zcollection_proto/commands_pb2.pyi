@@ -50,7 +50,7 @@ class ImmutableTicket(_message.Message):
     def __init__(self, collection: _Optional[str] = ..., variables: _Optional[_Iterable[str]] = ..., view: _Optional[str] = ...) -> None: ...
 
 class Insert(_message.Message):
-    __slots__ = ("collection", "merge", "tolerance", "overwrite", "immutable", "rewrite", "view", "partition")
+    __slots__ = ("collection", "merge", "tolerance", "overwrite", "immutable", "rewrite", "view", "partition", "buffer_bytes")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     MERGE_FIELD_NUMBER: _ClassVar[int]
     TOLERANCE_FIELD_NUMBER: _ClassVar[int]
@@ -59,6 +59,7 @@ class Insert(_message.Message):
     REWRITE_FIELD_NUMBER: _ClassVar[int]
     VIEW_FIELD_NUMBER: _ClassVar[int]
     PARTITION_FIELD_NUMBER: _ClassVar[int]
+    BUFFER_BYTES_FIELD_NUMBER: _ClassVar[int]
     collection: str
     merge: str
     tolerance: _common_pb2.Tolerance
@@ -67,7 +68,8 @@ class Insert(_message.Message):
     rewrite: bool
     view: str
     partition: str
-    def __init__(self, collection: _Optional[str] = ..., merge: _Optional[str] = ..., tolerance: _Optional[_Union[_common_pb2.Tolerance, _Mapping]] = ..., overwrite: _Optional[bool] = ..., immutable: _Optional[bytes] = ..., rewrite: _Optional[bool] = ..., view: _Optional[str] = ..., partition: _Optional[str] = ...) -> None: ...
+    buffer_bytes: int
+    def __init__(self, collection: _Optional[str] = ..., merge: _Optional[str] = ..., tolerance: _Optional[_Union[_common_pb2.Tolerance, _Mapping]] = ..., overwrite: _Optional[bool] = ..., immutable: _Optional[bytes] = ..., rewrite: _Optional[bool] = ..., view: _Optional[str] = ..., partition: _Optional[str] = ..., buffer_bytes: _Optional[int] = ...) -> None: ...
 
 class Command(_message.Message):
     __slots__ = ("query", "partition", "immutable", "insert")

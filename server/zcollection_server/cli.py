@@ -33,6 +33,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, help=f"port (default {DEFAULT_PORT}; 0 = any)")
     parser.add_argument("--max-batch-bytes", type=int, help="cap of one record batch in bytes")
     parser.add_argument("--read-ahead", type=int, help="partitions read ahead while streaming")
+    parser.add_argument(
+        "--put-buffer-bytes",
+        type=int,
+        help="rows of a do_put held before the partitions it has moved past are written",
+    )
     parser.add_argument("--grace-period", type=float, help="seconds streams get at shutdown")
     parser.add_argument(
         "--location", action="append", default=None, help="location advertised in endpoints"
@@ -69,6 +74,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         ("port", "port"),
         ("max_batch_bytes", "max_batch_bytes"),
         ("read_ahead", "read_ahead"),
+        ("put_buffer_bytes", "put_buffer_bytes"),
         ("grace_period", "grace_period"),
         ("location", "locations"),
         ("health_port", "health_port"),

@@ -142,6 +142,8 @@ class InsertRequest:
     rewrite: bool = False
     view: str | None = None
     partition: str = ""
+    #: Rows the client lets the server hold before writing (None: the server's setting).
+    buffer_bytes: int | None = None
 
 
 def insert_request(descriptor: flight.FlightDescriptor) -> InsertRequest:
@@ -162,6 +164,7 @@ def insert_request(descriptor: flight.FlightDescriptor) -> InsertRequest:
         rewrite=body.rewrite,
         view=check_view_name(body.view) if body.HasField("view") else None,
         partition=body.partition,
+        buffer_bytes=body.buffer_bytes if body.HasField("buffer_bytes") else None,
     )
 
 

@@ -40,7 +40,7 @@ from .errors import (
 from .metrics import REGISTRY as METRICS
 from .names import check_partition_path
 from .operations import SidePorts
-from .puts import decode_put
+from .puts import decode_put, read_batches, stream_put
 from .registry import Registry
 from .requests import (
     ReadRequest,
@@ -401,24 +401,17 @@ class ZCollectionFlightServer(flight.FlightServerBase):
             collection = run_sync(self.registry.open_async(request.collection, writable=True))
             check_merge(request.merge, collection)
             schema = reader.schema
-            batches = []
-            try:
-                for chunk in reader:
-                    batches.append(chunk.data)
-                    record.rows += chunk.data.num_rows
-                    record.bytes += chunk.data.nbytes
-            except pa.ArrowException as exc:
-                raise ClientError(f"cannot read the stream of record batches: {exc}") from exc
+            batches = read_batches(reader, record)
             if request.view is not None:
                 if not request.partition:
                     raise ClientError("a view update names the partition it writes")
                 path = check_partition_path(collection.partitioning, request.partition)
-                rows = batches_to_dataset(schema, batches)
+                rows = batches_to_dataset(schema, list(batches))
                 written = run_sync(
                     update_view_async(self, request.collection, request.view, path, rows)
                 )
             elif request.rewrite:
-                dataset = decode_put(schema, batches, request.immutable, collection)
+                dataset = decode_put(schema, list(batches), request.immutable, collection)
                 target = (
                     check_partition_path(collection.partitioning, request.partition)
                     if request.partition
@@ -426,9 +419,18 @@ class ZCollectionFlightServer(flight.FlightServerBase):
                 )
                 written = run_sync(collection.rewrite_partitions_async(dataset, partition=target))
             else:
-                dataset = decode_put(schema, batches, request.immutable, collection)
-                written = collection.insert(
-                    dataset, merge=request.merge, overwrite=request.overwrite
+                # each record batch joins the insert as it arrives: the partitions the
+                # stream has moved past are written while the rest is on its way
+                written = collection.insert_stream(
+                    stream_put(schema, batches, request.immutable, collection),
+                    merge=request.merge,
+                    overwrite=request.overwrite,
+                    buffer_bytes=min(
+                        self.settings.put_buffer_bytes,
+                        request.buffer_bytes
+                        if request.buffer_bytes is not None
+                        else self.settings.put_buffer_bytes,
+                    ),
                 )
             for path in written:
                 ack = InsertResult(collection=request.collection, partitions=[path])

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zcollection.config import STREAM_BUFFER_BYTES
 from zcollection_proto import DEFAULT_MAX_BYTES
 
 from .auth import AuthConfig, AuthConfigError, parse_auth_config
@@ -36,6 +37,8 @@ class ServerSettings:
     max_batch_bytes: int = DEFAULT_MAX_BYTES
     #: Partitions read ahead of the one being streamed.
     read_ahead: int = 1
+    #: Rows of a do_put held before the partitions the stream has moved past are written.
+    put_buffer_bytes: int = STREAM_BUFFER_BYTES
     #: Seconds running streams get to finish after SIGTERM / SIGINT.
     grace_period: float = 10.0
     #: Locations advertised in endpoints (a fleet sharing one store); empty: this server.
@@ -68,6 +71,8 @@ class ServerSettings:
             raise SettingsError("max_batch_bytes must be at least 1024")
         if self.read_ahead < 0:
             raise SettingsError("read_ahead must be >= 0")
+        if self.put_buffer_bytes < 0:
+            raise SettingsError("put_buffer_bytes must be >= 0")
         self._validate_side_ports()
         for name in self.collections:
             try:

@@ -347,6 +347,7 @@ def test_remote_collection_has_the_engine_signatures():
         "partitions",
         "query",
         "insert",
+        "insert_stream",
         "map",
         "update",
         "drop_partitions",
@@ -944,3 +945,36 @@ def test_update_moving_rows_out_of_their_partition_writes_the_original_path(writ
         shift, filters="month == 1"
     )
     assert_same_state(writable)
+
+
+def test_unsorted_rows_are_sent_grouped_by_partition(start_server: Any) -> None:
+    """The server writes a partition once the stream has passed it (here: at once); the
+    client sends each partition's rows together, so rows in any order insert as locally."""
+    served = start_server("local", put_buffer_bytes=0)
+    local = _make_local(served.store_url("c"))
+    rows = make_dataset("2024-01-20", 30, seed=3)
+    shuffled = rows.isel("time", numpy.random.default_rng(5).permutation(30 * PER_DAY))
+    reference = _make_local(served.store_url("reference"))
+    reference.insert(shuffled)
+    remote = zc.open_collection(served.url("c"), mode="rw")
+    assert remote.insert(shuffled) == ["year=2024/month=01", "year=2024/month=02"]
+    assert_same(reference.query(), local.query())
+
+
+def test_insert_stream_sends_one_put(start_server: Any) -> None:
+    served = start_server("local", put_buffer_bytes=0)
+    local = _make_local(served.store_url("c"))
+    pieces = [make_dataset(f"2024-0{m}-10", 5, minutes=m) for m in (1, 2, 3)]
+    remote = zc.open_collection(served.url("c"), mode="rw")
+    before = served.log.count("DO_PUT")
+    written = remote.insert_stream(iter(pieces), merge="time_series")
+    assert written == ["year=2024/month=01", "year=2024/month=02", "year=2024/month=03"]
+    assert served.log.count("DO_PUT") == before + 1
+    reference = _make_local(served.store_url("reference"))
+    reference.insert_stream(pieces, merge="time_series")
+    assert_same(reference.query(), local.query())
+    # a dataset of the stream the client refuses abandons the whole put
+    bad = pieces[2].select(["/time", "/ssh"])  # other variables than the first dataset's
+    with pytest.raises(zc.SchemaError):
+        remote.insert_stream([make_dataset("2024-05-01", 3), bad], buffer_bytes=0)
+    assert list(local.partitions()) == list(reference.partitions())

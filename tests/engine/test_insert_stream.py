@@ -51,8 +51,6 @@ def test_stream_gives_what_one_insert_gives(
 
 
 def test_an_async_stream_is_accepted(backend: Backend, monthly: Any) -> None:
-    if backend.remote:
-        pytest.skip("the remote collection takes an iterable of datasets")
     data = altimetry_dataset("2024-01-01", 70)
     collection = _create(backend.url(), monthly)
 

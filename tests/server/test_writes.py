@@ -316,3 +316,58 @@ def test_refused_inserts(
     info = h.error_info(caught.value)
     assert (info["code"], info["kind"]) == (code, kind), str(caught.value)
     assert h.snapshot(write_root.parent) == before
+
+
+def _interleaved(h: Any) -> pa.Table:
+    """February rows, then March rows, then February rows again."""
+    february = zp.dataset_to_table(h.alti_dataset("2024-02-03", 2, seed=1), axis="time")
+    march = zp.dataset_to_table(h.alti_dataset("2024-03-03", 2, seed=2), axis="time")
+    again = zp.dataset_to_table(h.alti_dataset("2024-02-13", 2, seed=3), axis="time")
+    return pa.concat_tables([february, march, again])
+
+
+@pytest.mark.parametrize(("server_buffer", "command_buffer"), [(0, None), (0, 10**12), (2**30, 0)])
+def test_rows_of_a_written_partition_are_refused_and_nothing_is_written(
+    h: Any, start_server: Any, write_root: Path, server_buffer: int, command_buffer: int | None
+) -> None:
+    """The server writes a partition once the stream has passed it and more than
+    min(put_buffer_bytes, the command's buffer_bytes) are held; rows coming back for it
+    are refused, and the partitions written aside are dropped."""
+    running = start_server(write_root, put_buffer_bytes=server_buffer)
+    table = _interleaved(h)
+    before = h.snapshot(write_root)
+    fields: dict[str, Any] = {"collection": "alti"}
+    if command_buffer is not None:
+        fields["buffer_bytes"] = command_buffer
+    with pytest.raises(h.SERVER_ERRORS) as caught:
+        _put(running.client, _insert_descriptor(**fields), table)
+    info = h.error_info(caught.value)
+    assert (info["kind"], info["code"]) == ("invalid_argument", "PARTITION_ERROR")
+    assert "arrived after it was written" in str(caught.value)
+    assert h.snapshot(write_root) == before
+    if server_buffer:  # within the buffer, rows may come in any order
+        acks = _put(
+            running.client, _insert_descriptor(collection="alti", buffer_bytes=2**20), table
+        )
+        assert sorted(p for a in acks for p in a.partitions) == [
+            "year=2024/month=02",
+            "year=2024/month=03",
+        ]
+
+
+def test_a_client_can_abandon_a_put(h: Any, start_server: Any, write_root: Path) -> None:
+    running = start_server(write_root)
+    _, table = _new_rows(h)
+    before = h.snapshot(write_root)
+    writer, reader = running.client.do_put(
+        _insert_descriptor(collection="alti", buffer_bytes=0), table.schema
+    )
+    writer.write_table(table, max_chunksize=37)
+    writer.write_metadata(pa.py_buffer(zp.ABORT_PUT + b": the source failed"))
+    with pytest.raises(h.SERVER_ERRORS) as caught:
+        writer.done_writing()
+        reader.read()
+        writer.close()
+    assert "the client abandoned the put: the source failed" in str(caught.value)
+    assert h.error_info(caught.value)["kind"] == "invalid_argument"
+    assert h.snapshot(write_root) == before

@@ -743,8 +743,9 @@ class Collection:
                     await partition.commit()
             except BaseException:
                 if writing is not None:
-                    writing.cancel()
-                    with contextlib.suppress(BaseException):
+                    # let the partition being written finish (cancelling zarr half-way
+                    # leaves coroutines behind), then drop it with the others
+                    with contextlib.suppress(Exception):
                         await writing
                 for partition in staged:
                     await partition.discard()

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy
 
+from ..config import STREAM_BUFFER_BYTES
 from ..data import Dataset
 from ..data.ops import concat
 from ..errors import PartitionError, StoreError
@@ -16,8 +17,8 @@ from ..partitioning import Partitioning, partition_rows
 
 Key = tuple[tuple[str, int], ...]
 
-#: Rows a streamed insert holds before it writes the partitions the stream has moved past.
-STREAM_BUFFER_BYTES = 64 * 1024 * 1024
+
+__all__ = ["STREAM_BUFFER_BYTES", "PartitionBuffer", "PendingPartition", "StagedPartition"]
 
 
 @dataclass
@@ -71,10 +72,10 @@ class PartitionBuffer:
             path = self._partitioning.encode(key)
             if path in self._flushed:
                 raise PartitionError(
-                    f"rows of partition {path!r} arrived after it was written: the stream "
-                    f"moved past it and more than {self._limit} bytes were held; send the "
-                    f"rows of each partition together (for example sorted along "
-                    f"{self._axis!r})"
+                    f"rows of partition {path!r} arrived after it was written (a partition "
+                    f"is written once the stream has moved past it and {self._limit} bytes "
+                    f"of rows are held); send the rows of each partition together, for "
+                    f"example sorted along {self._axis!r}"
                 )
             pending = self._pending.get(path)
             if pending is None:

@@ -315,7 +315,7 @@ class ZCollectionFlightServer(flight.FlightServerBase):
     def _paths(self, source: Source, request: ReadRequest) -> list[str]:
         if request.partition is not None:
             path = check_partition_path(source.partitioning, request.partition)
-            if path not in run_sync(source.partitions_async(None)):
+            if not run_sync(source.has_partition_async(path)):
                 raise zc.CollectionNotFoundError(
                     f"collection {request.collection!r} has no partition {path!r}"
                 )

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 import zcollection as zc
+from zcollection.collection.zarr_io import PARTITION_KEY_ATTR, read_group_attrs
 from zcollection_proto import arrow_schema, immutable_arrow_schema
 from zcollection_proto.arrow import PARTITIONING_KEY
 
@@ -22,6 +23,9 @@ class Source(Protocol):
 
     async def partitions_async(self, filters: str | None) -> list[str]:
         """Return the matching partition paths in key order."""
+
+    async def has_partition_async(self, path: str) -> bool:
+        """Return whether partition ``path`` (a canonical path) exists."""
 
     async def load_async(
         self, path: str, variables: list[str], selection: zc.RowSelection | None
@@ -47,6 +51,12 @@ class CollectionSource:
 
     async def partitions_async(self, filters: str | None) -> list[str]:
         return await self.collection.partitions_async(filters=filters)
+
+    async def has_partition_async(self, path: str) -> bool:
+        # What a listing checks of each partition (``layout.walk_partitions``): its group
+        # carries the partition key, written last. One read, whatever the partition count.
+        attrs = await read_group_attrs(self.collection.store.zarr_store(), path)
+        return attrs is not None and PARTITION_KEY_ATTR in attrs
 
     async def load_async(
         self, path: str, variables: list[str], selection: zc.RowSelection | None

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import zcollection as zc
-from zcollection.collection.config_file import CONFIG_KEY
+from zcollection.collection.config_file import CONFIG_KEY, CollectionConfig
 from zcollection.store import LocalStore
 
 from .names import _COMPONENT, MAX_DEPTH, InvalidNameError, check_collection_name, check_view_name
@@ -24,12 +26,23 @@ def join_url(base: str, name: str) -> str:
     return os.path.join(base, name)
 
 
+#: Parsed configs kept by :class:`Registry` (least recently used dropped first).
+CONFIG_CACHE_SIZE = 256
+
+
 class Registry:
-    """Maps collection names to store URLs and opens them."""
+    """Maps collection names to store URLs and opens them.
+
+    Opening a collection reads its config on every call (a collection deleted, recreated or
+    changed by anyone is seen at once) but parses it only when its bytes changed: the parsed
+    config of the last bytes read is kept by name.
+    """
 
     def __init__(self, root: str | None, collections: dict[str, str]) -> None:
         self.root = root
         self.explicit = {check_collection_name(n): u for n, u in collections.items()}
+        self._configs: OrderedDict[str, tuple[str, bytes, CollectionConfig]] = OrderedDict()
+        self._configs_lock = threading.Lock()
 
     # -- naming ---------------------------------------------------------------------------
     def url_of(self, name: str) -> str:
@@ -119,14 +132,47 @@ class Registry:
         url = self.url_of(name)
         try:
             store = self.open_store(url, read_only=not writable)
-            return await zc.aio.open_collection(store, mode="rw" if writable else "r")
+            raw = await store.read_meta_async(CONFIG_KEY)
         except zc.CollectionNotFoundError:
-            raise zc.CollectionNotFoundError(f"no collection {name!r} on this server") from None
+            raw = None
+        if raw is None:
+            self.forget(name)
+            raise zc.CollectionNotFoundError(f"no collection {name!r} on this server")
+        config = self._parsed(name, url, raw, store)
+        return zc.Collection(
+            store,
+            schema=config.schema,
+            axis=config.axis,
+            partitioning=config.partitioning,
+            catalog_enabled=config.catalog_enabled,
+            read_only=not writable,
+        )
+
+    def _parsed(self, name: str, url: str, raw: bytes, store: zc.Store) -> CollectionConfig:
+        """Return the parsed config ``raw`` of ``name`` (parsed again only when it changed)."""
+        with self._configs_lock:
+            cached = self._configs.get(name)
+            if cached is not None and cached[0] == url and cached[1] == raw:
+                self._configs.move_to_end(name)
+                return cached[2]
+        config = CollectionConfig.from_bytes(raw, store.root_uri)  # raises on a bad config
+        with self._configs_lock:
+            self._configs[name] = (url, raw, config)
+            self._configs.move_to_end(name)
+            while len(self._configs) > CONFIG_CACHE_SIZE:
+                self._configs.popitem(last=False)
+        return config
+
+    def forget(self, name: str) -> None:
+        """Drop what is kept of collection ``name`` (deleted or replaced)."""
+        with self._configs_lock:
+            self._configs.pop(name, None)
 
     async def create_async(self, name: str, **kwargs: Any) -> zc.Collection:
         """Create collection ``name`` (under the root, or at its configured URL)."""
         url = self.url_of(name)
         await self._check_not_nested(name)
+        self.forget(name)
         return await zc.aio.create_collection(self.open_store(url), **kwargs)
 
     async def _check_not_nested(self, name: str) -> None:
@@ -150,6 +196,7 @@ class Registry:
         store = self.open_store(url)
         if await store.read_meta_async(CONFIG_KEY) is None:
             return False
+        self.forget(name)
         await store.delete_prefix_async("")
         if isinstance(store, LocalStore) and Path(store.path).is_dir():
             shutil.rmtree(store.path, ignore_errors=True)

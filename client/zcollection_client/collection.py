@@ -46,6 +46,7 @@ from .reading import (
     fetch_table,
     lazy_dataset,
     read_all,
+    read_assembled,
     read_concatenated,
 )
 
@@ -175,7 +176,10 @@ class RemoteCollection:
             return lazy_dataset(
                 self.connection, endpoints, self._schema, var_paths, self._axis, immutable
             )
-        rows, immutable = read_concatenated(self.connection, endpoints, self._schema)
+        if partition_endpoints and all(e.rows >= 0 for e in partition_endpoints):
+            rows, immutable = read_assembled(self.connection, endpoints, self._schema, info.schema)
+        else:
+            rows, immutable = read_concatenated(self.connection, endpoints, self._schema)
         return assemble(self._schema, var_paths, self._axis, [rows] if rows else [], immutable)
 
     def _with_selected_rows(

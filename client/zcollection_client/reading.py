@@ -13,6 +13,7 @@ import zcollection as zc
 from zcollection.data.ops import concat
 from zcollection_proto import (
     EndpointInfo,
+    RowAssembler,
     batches_to_dataset,
     immutable_from_table,
     table_to_dataset,
@@ -121,6 +122,52 @@ def read_concatenated(
         return None, immutable
     batches = [batch for table in rows for batch in table.to_batches()]
     return rebind(batches_to_dataset(rows[0].schema, batches), schema), immutable
+
+
+def read_assembled(
+    connection: Connection,
+    endpoints: list[Endpoint],
+    schema: zc.DatasetSchema,
+    stream_schema: pa.Schema,
+) -> tuple[dict[str, zc.Variable] | None, dict[str, zc.Variable]]:
+    """Like :func:`read_concatenated`, but each partition's batches are decoded as they
+    arrive straight into their rows of the result, preallocated from the row counts of the
+    endpoints: one copy of the data, made while the other endpoints are still streaming, and
+    no endpoint kept whole in memory. Needs every partition endpoint's row count (a query
+    without a row selection); ``stream_schema`` is the FlightInfo's schema."""
+    parts = [e for e in endpoints if not e.immutable]
+    if not parts:
+        return read_concatenated(connection, endpoints, schema)
+    assembler = RowAssembler(stream_schema, [e.rows for e in parts])
+    jobs: list[tuple[Endpoint, int | None]] = []
+    index = 0
+    for endpoint in endpoints:
+        jobs.append((endpoint, None if endpoint.immutable else index))
+        index += 0 if endpoint.immutable else 1
+
+    def fetch(job: tuple[Endpoint, int | None]) -> pa.Table | None:
+        endpoint, part = job
+        if part is None:
+            return fetch_table(connection, endpoint)
+        peer = connection.for_location(endpoint.location)
+
+        def run(client: flight.FlightClient, options: flight.FlightCallOptions) -> None:
+            rows = assembler.part(part)  # a new one for each attempt
+            for chunk in client.do_get(flight.Ticket(endpoint.ticket), options):
+                rows.add(chunk.data)
+            rows.finish()
+
+        peer.call(run)
+        return None
+
+    workers = max(1, connection.options.parallelism)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zc-fetch") as pool:
+        tables = list(pool.map(fetch, jobs))
+    immutable: dict[str, zc.Variable] = {}
+    for table in tables:
+        if table is not None:
+            immutable.update(decode(table, schema))
+    return rebind(assembler.dataset(), schema), immutable
 
 
 def assemble(

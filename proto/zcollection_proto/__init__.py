@@ -40,6 +40,7 @@ from .actions_pb2 import (
 )
 from .arrow import (
     DEFAULT_MAX_BYTES,
+    RowAssembler,
     arrow_schema,
     batches_to_dataset,
     dataset_to_batches,
@@ -124,6 +125,7 @@ __all__ = [
     "Query",
     "RepairCatalog",
     "RepairCatalogResult",
+    "RowAssembler",
     "RowSelection",
     "Scalar",
     "ServerInfo",

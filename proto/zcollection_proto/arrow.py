@@ -67,6 +67,7 @@ __all__ = [
     "IMMUTABLE_KEY",
     "PARTITIONING_KEY",
     "SCHEMA_KEY",
+    "RowAssembler",
     "arrow_schema",
     "batches_to_dataset",
     "dataset_to_batches",
@@ -417,6 +418,150 @@ def batches_to_dataset(
             array = numpy.concatenate(parts, axis=0)
         arrays[name] = restore_order(array, variables[name], axis)
     return _build(dataset_schema, variables, arrays)
+
+
+class RowAssembler:
+    """Decodes the record batches of consecutive parts (a query's partitions) straight into
+    preallocated arrays: one copy of the data, made as the batches arrive.
+
+    ``counts`` are the rows announced for each part, in order (part ``i`` fills the rows after
+    those of the parts before it). Each part is filled by its own :class:`PartRows` (parts may
+    be filled by different threads at the same time); a part that delivers other rows than it
+    announced, or rows of another shape or dtype, is kept aside and merged in order by
+    :meth:`dataset` (one more copy, of that case only).
+
+    Raises:
+        SchemaError: If ``schema`` is immutable or its columns are not partitioned variables.
+    """
+
+    def __init__(
+        self,
+        schema: pa.Schema,
+        counts: list[int],
+        *,
+        dataset_schema: DatasetSchema | None = None,
+        axis: str | None = None,
+    ) -> None:
+        dataset_schema, axis, immutable = _read_metadata(schema, dataset_schema, axis)
+        if immutable or axis is None:
+            raise SchemaError("rows are assembled from the partitioned variables' batches only")
+        self.names = list(schema.names)
+        self.axis = axis
+        self._dataset_schema = dataset_schema
+        self.variables = _variables_of(self.names, dataset_schema, axis)
+        self.starts = [0]
+        for count in counts:
+            if count < 0:
+                raise ValueError(f"row counts must be known, not {count}")
+            self.starts.append(self.starts[-1] + count)
+        total = self.starts[-1]
+        empty = schema.empty_table()
+        self.arrays: dict[str, numpy.ndarray[Any, Any]] = {}
+        for index, name in enumerate(self.names):
+            kind = decode_column(
+                empty.column(index).combine_chunks(), self.variables[name], axis, name
+            )
+            self.arrays[name] = numpy.empty((total, *kind.shape[1:]), dtype=kind.dtype)
+        #: Whether each part delivered all its batches.
+        self._finished = [False for _ in counts]
+        #: The pieces of each part that did not deliver exactly its rows (None: it did).
+        self._aside: list[list[dict[str, numpy.ndarray[Any, Any]]] | None] = [None for _ in counts]
+
+    def part(self, index: int) -> PartRows:
+        """Return a filler of part ``index`` (a new one for each attempt at reading it)."""
+        return PartRows(self, index)
+
+    def dataset(self) -> Dataset:
+        """Return the dataset of every part's rows, in order.
+
+        Raises:
+            ValueError: If a part was never finished.
+            SchemaError: If the parts kept aside cannot be merged.
+        """
+        if not all(self._finished):
+            raise ValueError("every part must be finished before the dataset is built")
+        arrays = self.arrays
+        if any(part is not None for part in self._aside):
+            arrays = {}
+            for name in self.names:
+                pieces: list[numpy.ndarray[Any, Any]] = []
+                for index, part in enumerate(self._aside):
+                    start, stop = self.starts[index], self.starts[index + 1]
+                    if part is None:
+                        pieces.append(self.arrays[name][start:stop])
+                    else:
+                        pieces.extend(piece[name] for piece in part)
+                try:
+                    arrays[name] = numpy.concatenate(pieces, axis=0)
+                except ValueError as exc:
+                    raise SchemaError(f"column {name!r}: parts do not match: {exc}") from exc
+        ordered = {
+            name: restore_order(arrays[name], self.variables[name], self.axis)
+            for name in self.names
+        }
+        return _build(self._dataset_schema, self.variables, ordered)
+
+
+class PartRows:
+    """Fills one part of a :class:`RowAssembler` with its record batches, in order."""
+
+    def __init__(self, owner: RowAssembler, index: int) -> None:
+        self._owner = owner
+        self._index = index
+        self._start = owner.starts[index]
+        self._stop = owner.starts[index + 1]
+        self._filled = 0
+        self._aside: list[dict[str, numpy.ndarray[Any, Any]]] | None = None
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        """Decode ``batch`` into the part's rows (or aside, when it does not fit).
+
+        Raises:
+            SchemaError: If a column cannot be decoded as its variable.
+        """
+        owner = self._owner
+        if batch.schema.names != owner.names:
+            raise SchemaError(
+                f"record batch columns {batch.schema.names} differ from {owner.names}"
+            )
+        decoded = {
+            name: decode_column(batch.column(index), owner.variables[name], owner.axis, name)
+            for index, name in enumerate(owner.names)
+        }
+        rows = batch.num_rows
+        position = self._start + self._filled
+        fits = (
+            self._aside is None
+            and position + rows <= self._stop
+            and all(
+                part.shape[1:] == owner.arrays[name].shape[1:]
+                and part.dtype == owner.arrays[name].dtype
+                for name, part in decoded.items()
+            )
+        )
+        if fits:
+            for name, part in decoded.items():
+                owner.arrays[name][position : position + rows] = part
+            self._filled += rows
+            return
+        if self._aside is None:  # from now on every batch of the part goes aside, in order
+            self._aside = [
+                {name: array[self._start : position] for name, array in owner.arrays.items()}
+            ]
+        self._aside.append(decoded)
+
+    def finish(self) -> None:
+        """Record that the part delivered all its batches."""
+        aside = self._aside
+        if aside is None and self._filled != self._stop - self._start:  # fewer rows
+            aside = [
+                {
+                    name: array[self._start : self._start + self._filled]
+                    for name, array in self._owner.arrays.items()
+                }
+            ]
+        self._owner._aside[self._index] = aside
+        self._owner._finished[self._index] = True
 
 
 def _record_batches(items: Iterable[pa.RecordBatch | pa.Table]) -> Iterator[pa.RecordBatch]:

@@ -726,6 +726,40 @@ def test_endpoints_are_fetched_in_parallel(daily, connect):
     )
 
 
+def test_partitions_that_changed_after_the_flight_info_are_read_as_they_are(daily, connect):
+    """A query decodes each endpoint's rows into a result sized from the FlightInfo's row
+    counts: a partition that grew or shrank before its do_get is merged in order all the
+    same (here one day is rewritten with twice its rows, another with one row)."""
+    from zcollection_client.reading import endpoints_of, read_assembled
+
+    remote = connect(daily.uri).open_collection("daily")
+    info = remote._flight_info(remote._query_message(None, remote._var_paths(None), None))
+    local = zc.open_collection(daily.store_url("daily"), mode="rw")
+    both = [make_dataset("2024-02-22", 1), make_dataset("2024-02-22", 1, seed=1, minutes=7)]
+    order = numpy.argsort(numpy.concatenate([ds["time"].to_numpy() for ds in both]))
+    doubled = zc.Dataset(
+        both[0].schema,
+        {
+            name: zc.Variable(
+                variable.schema,
+                numpy.concatenate([ds[name].to_numpy() for ds in both])[order]
+                if "time" in variable.schema.dimensions
+                else variable.to_numpy(),
+            )
+            for name, variable in both[0].all_variables().items()
+        },
+    )
+    local.insert(doubled)
+    local.insert(make_dataset("2024-02-25", 1).isel("time", numpy.arange(1)))
+    rows, _ = read_assembled(remote.connection, endpoints_of(info), remote.schema, info.schema)
+    assert rows is not None
+    expected = local.query(variables=list(rows))
+    assert expected is not None and expected["time"].shape == (24 * PER_DAY + PER_DAY - 3,)
+    for name, variable in rows.items():
+        got, want = variable.to_numpy(), expected[name.lstrip("/")].to_numpy()
+        assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), name
+
+
 def test_connections_are_reused_and_bounded_by_parallelism(daily, connect):
     connection = connect(daily.uri, options=zcc.ClientOptions(parallelism=3))
     collection = connection.open_collection("daily")

@@ -8,7 +8,7 @@ from typing import Any
 
 #: Rows a streamed insert holds before it writes the partitions the stream has moved past
 #: (the default ``buffer_bytes`` of ``Collection.insert_stream``).
-STREAM_BUFFER_BYTES = 64 * 1024 * 1024
+STREAM_BUFFER_BYTES = 32 * 1024 * 1024
 
 _DEFAULTS: dict[str, Any] = {
     # Number of partitions read or written at the same time.

@@ -380,11 +380,14 @@ def batches_to_dataset(
     *,
     dataset_schema: DatasetSchema | None = None,
     axis: str | None = None,
+    copy: bool = True,
 ) -> Dataset:
     """Return the dataset of record batches of ``schema`` (partitioned or immutable).
 
     ``dataset_schema`` and ``axis`` default to the schema's metadata; give them to read
     batches without zcollection metadata (for example sent by another Arrow client).
+    With ``copy=False`` the arrays decoded from a single batch may share its memory
+    (read-only) instead of being copied.
 
     Raises:
         SchemaError: If a column is not a variable of the schema, or cannot be converted.
@@ -413,7 +416,7 @@ def batches_to_dataset(
             empty = schema.empty_table().column(index).combine_chunks()
             array = decode_column(empty, variables[name], axis, name)
         elif len(parts) == 1:
-            array = numpy.array(parts[0], copy=True, order="C")
+            array = numpy.array(parts[0], copy=True, order="C") if copy else parts[0]
         else:
             array = numpy.concatenate(parts, axis=0)
         arrays[name] = restore_order(array, variables[name], axis)

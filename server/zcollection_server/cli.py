@@ -11,6 +11,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from .allocator import limit_malloc_arenas
 from .calllog import configure_logging
 from .server import ZCollectionFlightServer
 from .settings import DEFAULT_HOST, DEFAULT_PORT, ServerSettings, SettingsError, load_config
@@ -33,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, help=f"port (default {DEFAULT_PORT}; 0 = any)")
     parser.add_argument("--max-batch-bytes", type=int, help="cap of one record batch in bytes")
     parser.add_argument("--read-ahead", type=int, help="partitions read ahead while streaming")
+    parser.add_argument(
+        "--malloc-arenas",
+        type=int,
+        help="cap of glibc malloc arenas (default 2; 0: the C library's default)",
+    )
     parser.add_argument(
         "--put-buffer-bytes",
         type=int,
@@ -75,6 +81,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         ("max_batch_bytes", "max_batch_bytes"),
         ("read_ahead", "read_ahead"),
         ("put_buffer_bytes", "put_buffer_bytes"),
+        ("malloc_arenas", "malloc_arenas"),
         ("grace_period", "grace_period"),
         ("location", "locations"),
         ("health_port", "health_port"),
@@ -154,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"zcollection-server: error: {exc}", file=sys.stderr)
         return 2
     configure_logging(json_lines=settings.log_json)
+    limit_malloc_arenas(settings.malloc_arenas)
     try:
         return serve(settings)
     except OSError as exc:

@@ -42,17 +42,21 @@ def read_batches(
 
 
 def decode_rows(
-    schema: pa.Schema, batches: Iterable[pa.RecordBatch], collection: zc.Collection
+    schema: pa.Schema,
+    batches: Iterable[pa.RecordBatch],
+    collection: zc.Collection,
+    *,
+    copy: bool = True,
 ) -> zc.Dataset:
     """Return the dataset of record batches of a do_put stream.
 
     Streams without zcollection metadata (from any Arrow client) are read against the
-    collection's schema.
+    collection's schema. ``copy=False``: see ``batches_to_dataset``.
     """
     if SCHEMA_KEY.encode() in (schema.metadata or {}):
-        return batches_to_dataset(schema, batches)
+        return batches_to_dataset(schema, batches, copy=copy)
     return batches_to_dataset(
-        schema, batches, dataset_schema=collection.schema, axis=collection.axis
+        schema, batches, dataset_schema=collection.schema, axis=collection.axis, copy=copy
     )
 
 
@@ -111,12 +115,15 @@ def stream_put(
     """Yield the dataset of each record batch of a do_put stream as it arrives.
 
     The immutable variables of the command come with the first dataset; an empty stream
-    yields one dataset without rows (its columns are checked all the same).
+    yields one dataset without rows (its columns are checked all the same). The arrays
+    share the memory of their record batch (no copy: the insert copies each partition's
+    rows into one array when it writes it).
     """
     fixed = decode_immutable(immutable_ipc)
     empty = True
     for batch in batches:
-        yield with_immutable(decode_rows(schema, [batch], collection), fixed, collection)
+        rows = decode_rows(schema, [batch], collection, copy=False)
+        yield with_immutable(rows, fixed, collection)
         fixed = None
         empty = False
     if empty:

@@ -731,6 +731,10 @@ class Collection:
                         writing = asyncio.ensure_future(
                             self._write_pending(zs, ready, strategy, exists, staged)
                         )
+                    elif writing is not None and buffer.over_limit():
+                        # back-pressure: hold no more than the limit while a write runs
+                        await writing
+                        writing = None
                 if writing is not None:
                     await writing
                     writing = None
@@ -784,7 +788,7 @@ class Collection:
         merge_axis = self._merge_axis()
 
         async def merged(pending: PendingPartition) -> Dataset:
-            part = await materialise_async(pending.rows(dim))
+            part = await materialise_async(pending.take_rows(dim))
             stored = self._dataset(
                 partitioned, await self._read_partition(zs, pending.path, partitioned)
             )
@@ -807,8 +811,7 @@ class Collection:
         async def one(pending: PendingPartition) -> None:
             part = merged_parts.pop(pending.path, None)
             if part is None:
-                part = await materialise_async(pending.rows(dim))
-            pending.pieces.clear()
+                part = await materialise_async(pending.take_rows(dim))
             staged.append(await self._stage_partition(zs, pending.path, pending.key, part))
 
         await gather_limited(config["partition.concurrency"], [one(p) for p in group])

@@ -30,10 +30,44 @@ class PendingPartition:
     pieces: list[tuple[Dataset, Any]] = field(default_factory=list)
     nbytes: int = 0
 
-    def rows(self, dim: str) -> Dataset:
-        """Return the partition's rows in arrival order (one copy of them)."""
-        parts = [dataset.isel(dim, index) for dataset, index in self.pieces]
-        return concat(parts, dim)
+    def take_rows(self, dim: str) -> Dataset:
+        """Return the partition's rows in arrival order, releasing the pieces.
+
+        Several in-memory pieces are copied one after the other into one new array per
+        variable, each piece let go once copied: the pages of the result are touched as
+        those of the pieces are freed, so the partition is not held twice.
+        """
+        pieces, self.pieces = self.pieces, []
+        if len(pieces) == 1:
+            dataset, index = pieces[0]
+            return dataset.isel(dim, index)
+        first = pieces[0][0].isel(dim, pieces[0][1])
+        if first.is_lazy:
+            return concat([dataset.isel(dim, index) for dataset, index in pieces], dim)
+        total = sum(_count(index) for _, index in pieces)
+        outputs: dict[str, numpy.ndarray[Any, Any]] = {}
+        for name, variable in first.all_variables().items():
+            if dim in variable.dimensions:
+                shape = list(variable.shape)
+                shape[variable.dimensions.index(dim)] = total
+                outputs[name] = numpy.empty(shape, dtype=variable.to_numpy().dtype)
+        offset = 0
+        while pieces:
+            dataset, index = pieces.pop(0)
+            count = _count(index)
+            for name, variable in dataset.isel(dim, index).all_variables().items():
+                if name in outputs:
+                    axis = variable.dimensions.index(dim)
+                    target = (slice(None),) * axis + (slice(offset, offset + count),)
+                    outputs[name][target] = variable.to_numpy()
+            offset += count
+            del dataset
+        return first.replace(
+            {
+                name: variable.with_data(outputs[name]) if name in outputs else variable
+                for name, variable in first.all_variables().items()
+            }
+        )
 
 
 class PartitionBuffer:
@@ -42,8 +76,10 @@ class PartitionBuffer:
     A partition is complete once a dataset arrives without rows for it (the stream has moved
     past it). Complete partitions are handed out, oldest first, while the rows held exceed
     ``limit`` bytes (``None``: never before :meth:`drain`), so a stream sorted along the
-    partitioning holds about ``max(limit, one partition)``. Rows arriving for a partition
-    already handed out are refused: its content would depend on how the stream was cut.
+    partitioning holds about ``max(limit, one partition)``; the writer stops reading while
+    it writes and more than ``limit`` bytes are held (:meth:`over_limit`). Rows arriving
+    for a partition already handed out are refused: its content would depend on how the
+    stream was cut.
     """
 
     def __init__(self, partitioning: Partitioning, axis: str, limit: int | None) -> None:
@@ -102,6 +138,10 @@ class PartitionBuffer:
                 continue
             ready.append(self._take(path))
         return ready
+
+    def over_limit(self) -> bool:
+        """Whether more rows than the limit are held."""
+        return self._limit is not None and self.nbytes > self._limit
 
     def drain(self) -> list[PendingPartition]:
         """Hand out every partition still held (the stream has ended)."""

@@ -7,9 +7,6 @@ and data fields). Each becomes one test case: the name must resolve, be of the d
 kind, and accept the documented parameters (same names, order, kinds and optional-ness;
 extra keyword-only parameters with defaults are allowed).
 
-Names under ``zcollection.view`` and ``zcollection.indexing`` arrive with the next issue: they
-are expected to be missing for now (non-strict xfail, so they pass once they exist).
-
 The second half checks that documented errors are raised where the reference says, for the
 cases the collection behaviour suite does not already cover.
 """
@@ -32,9 +29,6 @@ REFERENCE = (
 )
 if not REFERENCE.is_file():  # the reference lives outside the repository
     pytest.skip(f"{REFERENCE} is not available", allow_module_level=True)
-#: Documented names that arrive with the next issue (views and the Parquet indexer).
-LATER_ISSUE = ("zcollection.view.", "zcollection.indexing.")
-
 _TOP = re.compile(
     r"^(?P<prefix>(?:class|exception|async)\s+)?(?P<name>zcollection(?:\.\w+)+)"
     r"(?P<params>\(.*\))?(?:\[source\])?#$"
@@ -251,27 +245,15 @@ def check_entry(entry: Entry) -> None:
         check_signature(entry, obj)
 
 
-def _cases() -> list[Any]:
-    cases = []
-    for entry in ENTRIES:
-        marks = []
-        if entry.name.startswith(LATER_ISSUE):
-            marks.append(pytest.mark.xfail(reason="arrives with the next issue", strict=False))
-        cases.append(pytest.param(entry, id=entry.name, marks=marks))
-    return cases
-
-
-@pytest.mark.parametrize("entry", _cases())
+@pytest.mark.parametrize("entry", [pytest.param(e, id=e.name) for e in ENTRIES])
 def test_documented_name_exists(entry: Entry) -> None:
     check_entry(entry)
 
 
-def test_every_other_documented_name_exists() -> None:
-    """One summary: lists every missing name outside the later issue at once."""
+def test_every_documented_name_exists() -> None:
+    """One summary: lists every missing name at once."""
     problems = []
     for entry in ENTRIES:
-        if entry.name.startswith(LATER_ISSUE):
-            continue
         try:
             check_entry(entry)
         except (AssertionError, AttributeError, ImportError, TypeError, ValueError) as exc:

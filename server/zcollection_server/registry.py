@@ -7,6 +7,7 @@ import os
 import shutil
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,23 +27,38 @@ def join_url(base: str, name: str) -> str:
     return os.path.join(base, name)
 
 
-#: Parsed configs kept by :class:`Registry` (least recently used dropped first).
+#: Collections kept by :class:`Registry` (least recently used dropped first).
 CONFIG_CACHE_SIZE = 256
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """What the registry keeps of a collection it opened."""
+
+    url: str
+    #: The config bytes ``config`` (and ``reader``) were made from.
+    raw: bytes
+    config: CollectionConfig
+    #: The read-only collection of these bytes, handed to the next read-only opens while its
+    #: config reads the same (None: the store is opened for each call).
+    reader: zc.Collection | None = None
 
 
 class Registry:
     """Maps collection names to store URLs and opens them.
 
     Opening a collection reads its config on every call (a collection deleted, recreated or
-    changed by anyone is seen at once) but parses it only when its bytes changed: the parsed
-    config of the last bytes read is kept by name.
+    changed by anyone, through the actions or not, is seen at once) but parses it only when
+    its bytes changed, and a read-only open whose config reads the same bytes as the last one
+    returns the same read-only collection (its store included: a collection holds no state
+    of its data, and a local store keeps its reads inside the served root on every read).
     """
 
     def __init__(self, root: str | None, collections: dict[str, str]) -> None:
         self.root = root
         self.explicit = {check_collection_name(n): u for n, u in collections.items()}
-        self._configs: OrderedDict[str, tuple[str, bytes, CollectionConfig]] = OrderedDict()
-        self._configs_lock = threading.Lock()
+        self._opened: OrderedDict[str, _Opened] = OrderedDict()
+        self._opened_lock = threading.Lock()
 
     # -- naming ---------------------------------------------------------------------------
     def url_of(self, name: str) -> str:
@@ -129,6 +145,10 @@ class Registry:
         Raises:
             CollectionNotFoundError: If there is no such collection (nothing is created).
         """
+        if not writable:
+            reader = await self._reader(name)
+            if reader is not None:
+                return reader
         url = self.url_of(name)
         try:
             store = self.open_store(url, read_only=not writable)
@@ -138,8 +158,13 @@ class Registry:
         if raw is None:
             self.forget(name)
             raise zc.CollectionNotFoundError(f"no collection {name!r} on this server")
-        config = self._parsed(name, url, raw, store)
-        return zc.Collection(
+        with self._opened_lock:
+            kept = self._opened.get(name)
+        if kept is not None and kept.url == url and kept.raw == raw:
+            config = kept.config
+        else:
+            config = CollectionConfig.from_bytes(raw, store.root_uri)  # raises on a bad config
+        collection = zc.Collection(
             store,
             schema=config.schema,
             axis=config.axis,
@@ -147,26 +172,40 @@ class Registry:
             catalog_enabled=config.catalog_enabled,
             read_only=not writable,
         )
+        # A named memory store is forgotten and made anew with MemoryStore.forget: not kept.
+        reader = collection if not writable and not isinstance(store, zc.MemoryStore) else None
+        if kept is None or kept.raw != raw or kept.url != url or reader is not None:
+            self._keep(name, _Opened(url, raw, config, reader))
+        return collection
 
-    def _parsed(self, name: str, url: str, raw: bytes, store: zc.Store) -> CollectionConfig:
-        """Return the parsed config ``raw`` of ``name`` (parsed again only when it changed)."""
-        with self._configs_lock:
-            cached = self._configs.get(name)
-            if cached is not None and cached[0] == url and cached[1] == raw:
-                self._configs.move_to_end(name)
-                return cached[2]
-        config = CollectionConfig.from_bytes(raw, store.root_uri)  # raises on a bad config
-        with self._configs_lock:
-            self._configs[name] = (url, raw, config)
-            self._configs.move_to_end(name)
-            while len(self._configs) > CONFIG_CACHE_SIZE:
-                self._configs.popitem(last=False)
-        return config
+    async def _reader(self, name: str) -> zc.Collection | None:
+        """Return the kept read-only collection ``name`` if its config still reads the same."""
+        with self._opened_lock:
+            kept = self._opened.get(name)
+        if kept is None or kept.reader is None:
+            return None
+        try:
+            raw = await kept.reader.store.read_meta_async(CONFIG_KEY)
+        except Exception:  # the regular open decides, and reports
+            return None
+        if raw != kept.raw:
+            return None
+        with self._opened_lock:
+            if name in self._opened:
+                self._opened.move_to_end(name)
+        return kept.reader
+
+    def _keep(self, name: str, opened: _Opened) -> None:
+        with self._opened_lock:
+            self._opened[name] = opened
+            self._opened.move_to_end(name)
+            while len(self._opened) > CONFIG_CACHE_SIZE:
+                self._opened.popitem(last=False)
 
     def forget(self, name: str) -> None:
         """Drop what is kept of collection ``name`` (deleted or replaced)."""
-        with self._configs_lock:
-            self._configs.pop(name, None)
+        with self._opened_lock:
+            self._opened.pop(name, None)
 
     async def create_async(self, name: str, **kwargs: Any) -> zc.Collection:
         """Create collection ``name`` (under the root, or at its configured URL)."""

@@ -180,16 +180,18 @@ def test_a_partition_ticket_of_a_view_checks_the_base_partition(
     _not_found(h, lambda: h.read(client, zp.encode_command(ticket)))
 
 
-def test_the_registry_parses_a_config_again_only_when_it_changed(h: Any, tmp_path: Path) -> None:
+def test_the_registry_opens_a_collection_again_only_when_its_config_changed(
+    h: Any, tmp_path: Path
+) -> None:
     root = tmp_path / "root"
     h.make_alti(str(root / "alti"), months=1)
     registry = Registry(str(root), {})
     first = run_sync(registry.open_async("alti"))
-    second = run_sync(registry.open_async("alti"))
-    assert first is not second and first.read_only
-    assert second.partitioning is first.partitioning  # parsed once
+    assert first.read_only
+    assert run_sync(registry.open_async("alti")) is first  # the same config: kept
     writable = run_sync(registry.open_async("alti", writable=True))
-    assert not writable.read_only and writable.partitioning is first.partitioning
+    assert not writable.read_only and writable.partitioning is first.partitioning  # parsed once
+    assert run_sync(registry.open_async("alti", writable=True)) is not writable
     zc.create_collection(
         str(root / "alti"),
         schema=h.alti_schema(),
@@ -201,6 +203,20 @@ def test_the_registry_parses_a_config_again_only_when_it_changed(h: Any, tmp_pat
     third = run_sync(registry.open_async("alti"))
     assert third.catalog_enabled and not first.catalog_enabled
     assert third.partitioning is not first.partitioning
+    assert run_sync(registry.open_async("alti")) is third
     shutil.rmtree(root / "alti")
     with pytest.raises(zc.CollectionNotFoundError):
         run_sync(registry.open_async("alti"))
+
+
+def test_collections_of_memory_stores_are_opened_for_each_call(h: Any) -> None:
+    """MemoryStore.forget makes a named memory store anew: a kept one would read the old."""
+    url = "memory://server-read-path-" + str(id(h))
+    h.make_alti(url, months=1)
+    registry = Registry(None, {"mem": url})
+    first = run_sync(registry.open_async("mem"))
+    second = run_sync(registry.open_async("mem"))
+    assert first is not second and second.partitioning is first.partitioning
+    zc.MemoryStore.forget(url.removeprefix("memory://"))
+    with pytest.raises(zc.CollectionNotFoundError):
+        run_sync(registry.open_async("mem"))

@@ -82,11 +82,7 @@ def decode_message[M: Message](
     stripped = raw.lstrip(_WHITESPACE)
     if stripped.startswith(b"{"):
         try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise CommandError(f"invalid {name}: JSON body is not UTF-8 ({exc})") from None
-        try:
-            return _from_json(text, message_type)
+            return _from_json(_utf8(raw, name), message_type)
         except CommandError:
             if raw.startswith(b"{"):
                 raise
@@ -97,6 +93,13 @@ def decode_message[M: Message](
                 pass
             raise
     return _from_binary(raw, message_type)
+
+
+def _utf8(raw: bytes, name: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CommandError(f"invalid {name}: JSON body is not UTF-8 ({exc})") from None
 
 
 def _from_json[M: Message](text: str, message_type: type[M]) -> M:

@@ -304,3 +304,15 @@ def test_tolerances() -> None:
         zp.tolerance_from_proto(zp.Tolerance(value=1, unit="parsec"))
     with pytest.raises(zp.CommandError):
         zp.tolerance_to_proto("1s")
+
+
+def test_binary_commands_that_look_like_json_decode() -> None:
+    """A binary Command starts with a tag byte and a length: tag 0x0a is a newline and a
+    length of 123 is "{", so the body looks like JSON. It decodes as protobuf all the same,
+    with bytes that are not UTF-8 (a large varint) or that are."""
+    for batch_bytes in (0, 2**40):
+        body = zp.Query(collection="", max_batch_bytes=batch_bytes)
+        body.collection = "a" * (123 - 2 - len(body.SerializeToString()))
+        data = zp.encode_command(body)
+        assert data[:2] == b"\n{", data[:4]
+        assert zp.command_body(zp.decode_command(data)) == body

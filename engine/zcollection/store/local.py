@@ -67,15 +67,22 @@ class LocalZarrStore(zarr.storage.LocalStore):
     ) -> None:
         super().__init__(root, read_only=read_only)
         self.boundary = boundary
+        # plain strings: the check runs for every key, pathlib costs twice as much
+        self._root_text = os.fspath(self.root)
+        self._boundary_text = None if boundary is None else os.fspath(boundary)
+        self._boundary_prefix = (
+            None if boundary is None else os.fspath(boundary).rstrip(os.sep) + os.sep
+        )
 
     def with_read_only(self, read_only: bool = False) -> Self:
         return type(self)(self.root, read_only=read_only, boundary=self.boundary)
 
     # -- confinement ------------------------------------------------------------------------
     def _inside(self, key: str) -> bool:
-        if self.boundary is None:
+        if self._boundary_prefix is None:
             return True
-        return (self.root / key).resolve().is_relative_to(self.boundary)
+        target = os.path.realpath(os.path.join(self._root_text, key))
+        return target == self._boundary_text or target.startswith(self._boundary_prefix)
 
     def _check(self, key: str) -> None:
         if not self._inside(key):

@@ -18,9 +18,9 @@ def limit_malloc_arenas(count: int) -> bool:
     glibc gives each thread that allocates its own arena, up to 8 per core. The server
     decodes and writes record batches of megabytes on many threads (gRPC, asyncio's
     workers, zarr's codecs): memory freed in one arena is not reused by the others, and
-    the process keeps tens of MiB more than it holds. Two arenas keep the peak of a large
-    do_put within a partition's size of what it holds (see BENCHMARKS.md). Other C
-    libraries (musl, macOS) are left alone.
+    the process keeps tens to hundreds of MiB more than it holds. One arena per core keeps
+    the peak of a large do_put near what it holds, at the price of some lock contention
+    (see BENCHMARKS.md). Other C libraries (musl, macOS) are left alone.
     """
     if count <= 0:
         return False

@@ -37,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--malloc-arenas",
         type=int,
-        help="cap of glibc malloc arenas (default 2; 0: the C library's default)",
+        help="cap of glibc malloc arenas (default: the number of cores, at least 2; 0: the C "
+        "library's default)",
     )
     parser.add_argument(
         "--put-buffer-bytes",
@@ -161,7 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"zcollection-server: error: {exc}", file=sys.stderr)
         return 2
     configure_logging(json_lines=settings.log_json)
-    limit_malloc_arenas(settings.malloc_arenas)
+    limit_malloc_arenas(
+        max(2, os.cpu_count() or 2) if settings.malloc_arenas is None else settings.malloc_arenas
+    )
     try:
         return serve(settings)
     except OSError as exc:

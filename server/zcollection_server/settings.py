@@ -39,8 +39,9 @@ class ServerSettings:
     read_ahead: int = 1
     #: Rows of a do_put held before the partitions the stream has moved past are written.
     put_buffer_bytes: int = STREAM_BUFFER_BYTES
-    #: Cap of glibc malloc arenas set by the command line server (0: the C library's).
-    malloc_arenas: int = 2
+    #: Cap of glibc malloc arenas set by the command line server (None: the number of
+    #: cores, at least 2; 0: the C library's default, 8 per core).
+    malloc_arenas: int | None = None
     #: Seconds running streams get to finish after SIGTERM / SIGINT.
     grace_period: float = 10.0
     #: Locations advertised in endpoints (a fleet sharing one store); empty: this server.
@@ -75,7 +76,7 @@ class ServerSettings:
             raise SettingsError("read_ahead must be >= 0")
         if self.put_buffer_bytes < 0:
             raise SettingsError("put_buffer_bytes must be >= 0")
-        if self.malloc_arenas < 0:
+        if self.malloc_arenas is not None and self.malloc_arenas < 0:
             raise SettingsError("malloc_arenas must be >= 0")
         self._validate_side_ports()
         for name in self.collections:

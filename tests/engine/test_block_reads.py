@@ -77,3 +77,38 @@ def test_block_reads_equal_whole_reads(
         assert got.dtype == reference.dtype and got.shape == reference.shape == expected.shape
         assert got.tobytes() == reference.tobytes(), name
         assert got.tobytes() == expected.astype(got.dtype).tobytes(), name
+
+
+@pytest.mark.parametrize("profile", ["local-fast", "cloud-balanced"])
+def test_a_query_reads_partitions_into_one_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, profile: str
+) -> None:
+    """Each partition is decoded into its rows of one array per variable, in key order, bit
+    for bit, whether whole or block by block; a filter or a selection of rows as well."""
+    schema = _schema(profile)
+    data = _dataset(schema)
+    collection = zc.create_collection(
+        str(tmp_path / "c"),
+        schema=schema,
+        axis="time",
+        partitioning=zc.partitioning.Date("time", resolution="D"),
+    )
+    collection.insert(data)
+    assert len(list(collection.partitions())) == 42
+    for whole_max in (zarr_io.READ_WHOLE_MAX_BYTES, 0):
+        monkeypatch.setattr(zarr_io, "READ_WHOLE_MAX_BYTES", whole_max)
+        monkeypatch.setattr(zarr_io, "READ_BLOCK_BYTES", 1)
+        result = collection.query()
+        assert result is not None
+        for name in data.all_variables():
+            got = result[name].to_numpy()
+            expected = data[name].to_numpy().astype(got.dtype)
+            assert got.dtype == schema.all_variables()["/" + name].dtype, name
+            assert got.tobytes() == expected.tobytes(), name
+        some = collection.query(filters="month == 1 and day == 3", variables=["ssh", "label"])
+        assert some is not None
+        rows = (data["time"].to_numpy() >= numpy.datetime64("2024-01-03")) & (
+            data["time"].to_numpy() < numpy.datetime64("2024-01-04")
+        )
+        assert some["ssh"].to_numpy().tobytes() == data["ssh"].to_numpy()[rows].tobytes()
+        assert some["label"].to_numpy().tobytes() == data["label"].to_numpy()[rows].tobytes()

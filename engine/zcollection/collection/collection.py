@@ -42,11 +42,13 @@ from .layout import parents, staged_leftovers, walk_partitions
 from .streaming import STREAM_BUFFER_BYTES, PartitionBuffer, PendingPartition, StagedPartition
 from .zarr_io import (
     PARTITION_KEY_ATTR,
+    ShapeChangedError,
     array_shape,
     gather_limited,
     in_dtype,
     join,
     read_array,
+    read_array_into,
     read_group_attrs,
     write_array,
     write_group,
@@ -383,6 +385,60 @@ class Collection:
             )
         return result
 
+    async def _read_rows_into(
+        self, zs: Any, paths: list[str], partitioned: list[str]
+    ) -> dict[str, Variable] | None:
+        """Read ``partitioned`` of every partition of ``paths`` into one array per variable.
+
+        The partitions' lengths come from their metadata; each partition is decoded straight
+        into its rows of the result: no per-partition arrays, no concatenation (one copy of
+        the data fewer, and half the peak memory). None when that does not apply (the axis
+        not first, a dimension of unknown size, or a partition changed under the read): the
+        caller then reads and concatenates.
+        """
+        all_vars = self._schema.all_variables()
+        sizes = {name: dim.size for name, dim in self._schema.all_dimensions().items()}
+        if not partitioned or any(
+            all_vars[p].dimensions[0] != self._axis
+            or any(sizes.get(d) is None for d in all_vars[p].dimensions[1:])
+            for p in partitioned
+        ):
+            return None
+        lengths = await gather_limited(
+            config["partition.concurrency"], [self._partition_length(zs, p) for p in paths]
+        )
+        total = sum(lengths)
+        outputs = {}
+        for var_path in partitioned:
+            var = all_vars[var_path]
+            shape = (total, *(int(sizes[d] or 0) for d in var.dimensions[1:]))
+            outputs[var_path] = numpy.empty(shape, dtype=var.dtype)
+        starts = numpy.concatenate(([0], numpy.cumsum(lengths)[:-1])).tolist()
+        known = {name: int(size or 0) for name, size in sizes.items()}
+
+        async def one(path: str, start: int, length: int) -> None:
+            async with self._holding(path, exclusive=False):
+                found = await asyncio.gather(
+                    *(
+                        read_array_into(zs, join(path, p), outputs[p][start : start + length])
+                        for p in partitioned
+                    )
+                )
+            for var_path, present in zip(partitioned, found, strict=True):
+                if not present:
+                    var = all_vars[var_path]
+                    filled = full_variable(var, {**known, self._axis: length})
+                    outputs[var_path][start : start + length] = filled.to_numpy()
+
+        try:
+            await gather_limited(
+                config["partition.concurrency"],
+                [one(p, s, n) for p, s, n in zip(paths, starts, lengths, strict=True)],
+            )
+        except ShapeChangedError:
+            return None
+        return {p: Variable(all_vars[p], outputs[p]) for p in partitioned}
+
     async def partition_length_async(self, path: str) -> int:
         """Return the number of rows of partition ``path`` (from metadata, no data read)."""
         self._partitioning.decode(path)
@@ -435,6 +491,12 @@ class Collection:
         if not paths:
             return None
         partitioned = [p for p in var_paths if not self._schema.all_variables()[p].immutable]
+        if not lazy and (selection is None or selection.is_open):
+            rows = await self._read_rows_into(zs, paths, partitioned)
+            if rows is not None:
+                result = await self._read_immutable(zs, var_paths)
+                result.update(rows)
+                return self._dataset(var_paths, result)
         read = read_partition_lazy if lazy else Collection._read_partition
         parts = await gather_limited(
             config["partition.concurrency"],

@@ -155,22 +155,65 @@ def _fill_equal_is_lossy(data: numpy.ndarray[Any, Any], fill: Any) -> bool:
     return bool((rows[same.reshape(-1)] != target.reshape(1).view(numpy.uint8)).any())
 
 
-async def read_array(
-    store: ZarrStoreABC, path: str, selection: Any = Ellipsis
-) -> numpy.ndarray[Any, Any] | None:
-    """Read the Zarr array at ``path`` (None when it does not exist)."""
+async def _open_array(store: ZarrStoreABC, path: str) -> Any:
+    """Open the Zarr array at ``path`` (None when it does not exist)."""
     try:
-        array = await zarr_async.open_array(store=StorePath(store, path), zarr_format=3)
+        return await zarr_async.open_array(store=StorePath(store, path), zarr_format=3)
     except (FileNotFoundError, NodeNotFoundError):
         return None
     except (KeyError, TypeError) as exc:
         raise StoreError(f"corrupt array metadata at {path!r}: missing {exc}") from exc
     except (OSError, ValueError) as exc:
         raise StoreError(f"cannot open array {path!r}: {exc}") from exc
+
+
+async def read_array(
+    store: ZarrStoreABC, path: str, selection: Any = Ellipsis
+) -> numpy.ndarray[Any, Any] | None:
+    """Read the Zarr array at ``path`` (None when it does not exist)."""
+    array = await _open_array(store, path)
+    if array is None:
+        return None
     if selection is Ellipsis:
         return await _read_whole(array)
     result = await array.getitem(selection)
     return numpy.asarray(result)
+
+
+class ShapeChangedError(Exception):
+    """Raised by :func:`read_array_into` when the stored array is not of the expected shape."""
+
+
+async def read_array_into(store: ZarrStoreABC, path: str, out: numpy.ndarray[Any, Any]) -> bool:
+    """Read the whole Zarr array at ``path`` into ``out``; return False when it does not exist.
+
+    An array of ``out``'s dtype is decoded by zarr straight into it, block by block;
+    another dtype (big-endian data, read as native) is read, then converted into it.
+
+    Raises:
+        ShapeChangedError: If the stored array's shape is not ``out``'s.
+    """
+    array = await _open_array(store, path)
+    if array is None:
+        return False
+    shape = tuple(int(n) for n in array.shape)
+    if shape != out.shape:
+        raise ShapeChangedError(f"{path!r} has shape {shape}, expected {out.shape}")
+    if not out.size:
+        return True
+    if array.dtype != out.dtype or not out.flags.c_contiguous or not shape:
+        out[...] = await _read_whole(array)
+        return True
+    step = int(array.chunks[0])
+    rows = shape[0]
+    if out.nbytes > READ_WHOLE_MAX_BYTES:  # bounded decoding memory, as _read_whole
+        rows = max(step, READ_BLOCK_BYTES * shape[0] // out.nbytes // step * step)
+    nd_buffer = default_buffer_prototype().nd_buffer
+    for start in range(0, shape[0], rows):
+        await array.get_orthogonal_selection(
+            (slice(start, start + rows),), out=nd_buffer.from_numpy_array(out[start : start + rows])
+        )
+    return True
 
 
 #: Whole arrays larger than this are read in row blocks of about ``READ_BLOCK_BYTES`` into

@@ -371,3 +371,33 @@ def test_a_client_can_abandon_a_put(h: Any, start_server: Any, write_root: Path)
     assert "the client abandoned the put: the source failed" in str(caught.value)
     assert h.error_info(caught.value)["kind"] == "invalid_argument"
     assert h.snapshot(write_root) == before
+
+
+def test_stalled_puts_do_not_hold_up_other_calls(
+    h: Any, start_server: Any, write_root: Path
+) -> None:
+    """A put waits for its sender in a thread of its own: more stalled puts than the engine
+    has shared workers leave queries (and their codecs) running."""
+    for i in range(10):
+        h.make_alti(str(write_root / f"c{i}"), months=1)
+    running = start_server(write_root)
+    table = zp.dataset_to_table(h.alti_dataset("2024-03-03", 2), axis="time")
+    stalled = []
+    for i in range(10):
+        client = flight.connect(f"grpc://127.0.0.1:{running.server.port}")
+        writer, _ = client.do_put(_insert_descriptor(collection=f"c{i}"), table.schema)
+        writer.write_table(table.slice(0, 3))  # then nothing: the sender went quiet
+        stalled.append((client, writer))
+    try:
+        ticket = flight.Ticket(zp.encode_command(zp.Query(collection="alti")))
+        options = flight.FlightCallOptions(timeout=20)
+        result = running.client.do_get(ticket, options).read_all()
+        assert result.num_rows == h.alti_dataset("2024-01-01", 60)["time"].to_numpy().size
+    finally:
+        for client, writer in stalled:
+            writer.close()
+            client.close()
+    # each abandoned put wrote nothing or all of its rows, never half
+    for i in range(10):
+        months = list(zc.open_collection(str(write_root / f"c{i}")).partitions())
+        assert months in (["year=2024/month=01"], ["year=2024/month=01", "year=2024/month=03"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Iterator
@@ -1071,18 +1072,27 @@ async def _single(dataset: Dataset) -> AsyncGenerator[Dataset]:
 
 
 async def _stream(datasets: Iterable[Dataset] | AsyncIterable[Dataset]) -> AsyncGenerator[Dataset]:
-    """Yield from ``datasets``; a blocking iterator is advanced in a worker thread."""
+    """Yield from ``datasets``; a blocking iterator is advanced in a thread of its own.
+
+    Not in the loop's shared executor: a stream waiting on a slow sender (a do_put) must not
+    take a worker that zarr's codecs and other requests need.
+    """
     if isinstance(datasets, AsyncIterable):
         async for dataset in datasets:
             yield dataset
         return
     iterator = iter(datasets)
     end = object()
-    while True:
-        item = await asyncio.to_thread(next, iterator, end)
-        if item is end:
-            return
-        yield item  # type: ignore[misc]
+    loop = asyncio.get_running_loop()
+    reader = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="zc-stream")
+    try:
+        while True:
+            item = await loop.run_in_executor(reader, next, iterator, end)
+            if item is end:
+                return
+            yield item  # type: ignore[misc]
+    finally:
+        reader.shutdown(wait=False)  # never block the loop on a sender that went quiet
 
 
 def _partitioned_of(data: Dataset) -> Dataset:

@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow.flight as flight
 import zcollection as zc
 import zcollection_client
-from zcollection_proto import Insert, InsertResult, Query, dataset_to_batches, encode_command
+from zcollection_proto import Query, encode_command
 
 from .engine_figures import read_repeats
 from .procs import PeakRSS, Server, cpu_seconds, rss_bytes, zcollection_server
@@ -364,8 +364,9 @@ def server_memory(settings: Settings) -> list[Figure]:
     server = zcollection_server(root, settings.work / "server-large.log")
     try:
         client = flight.connect(server.uri)
+        connection = zcollection_client.connect(server.uri)
         # warm-up: import every code path of a read and a put with a few rows
-        _put(client, "warm-up", sch, rows=min(rows, 1000), months=1)
+        _put(connection, "warm-up", sch, rows=min(rows, 1000), months=1)
         _stream(client, Query(collection="warm-up"))
         idle = rss_bytes(server.pid)
         settings.log("server memory: streaming the large query")
@@ -373,9 +374,10 @@ def server_memory(settings: Settings) -> list[Figure]:
             seconds_q, streamed = timed(lambda: _stream(client, Query(collection="large-query")))
         settings.log("server memory: large do_put")
         with PeakRSS(server.pid) as put_peak:
-            seconds_p, written = timed(lambda: _put(client, "large-put", sch, rows, MONTHS))
+            seconds_p, written = timed(lambda: _put(connection, "large-put", sch, rows, MONTHS))
         assert written == MONTHS, written
         client.close()
+        connection.close()
     finally:
         server.stop()
     shutil.rmtree(root, ignore_errors=True)
@@ -435,32 +437,12 @@ def _stream(client: flight.FlightClient, query: Query) -> int:
     return total
 
 
-def _put(
-    client: flight.FlightClient, name: str, sch: zc.DatasetSchema, rows: int, months: int
-) -> int:
-    """do_put of ``months`` months, generated one at a time (the sender's memory stays small),
-    encoded with zcollection_proto exactly as the client encodes an insert."""
-    descriptor = flight.FlightDescriptor.for_command(encode_command(Insert(collection=name)))
-    writer: Any = None
-    reader: Any = None
-    for month in range(1, months + 1):
-        batches = dataset_to_batches(month_dataset(sch, "smooth", month, rows), axis="time")
-        for batch in batches:
-            if writer is None:
-                writer, reader = client.do_put(descriptor, batch.schema)
-            writer.write_batch(batch)
-    assert writer is not None and reader is not None
-    writer.done_writing()
-    written = 0
-    while True:
-        ack = reader.read()
-        if ack is None:
-            break
-        result = InsertResult()
-        result.ParseFromString(ack.to_pybytes())
-        written += len(result.partitions)
-    writer.close()
-    return written
+def _put(connection: Any, name: str, sch: zc.DatasetSchema, rows: int, months: int) -> int:
+    """``insert_stream`` through the client of ``months`` months, generated one at a time (the
+    sender's memory stays small): one do_put; return the partitions acknowledged."""
+    remote = connection.open_collection(name, mode="rw")
+    stream = (month_dataset(sch, "smooth", month, rows) for month in range(1, months + 1))
+    return len(remote.insert_stream(stream))
 
 
 __all__ = ["Settings", "remote_vs_local", "server_memory"]

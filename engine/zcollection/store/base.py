@@ -244,12 +244,16 @@ class Store(abc.ABC):
         self._check_writable()
         return _DirectSession(self)
 
+    async def new_session_async(self) -> StoreSession:
+        """Async twin of ``new_session`` (stores whose sessions start with I/O override it)."""
+        return self.new_session()
+
     @contextlib.asynccontextmanager
     async def session_async(
         self, message: str = "zcollection write"
     ) -> AsyncIterator[StoreSession]:
-        """Async write block: commits on success, rolls back on error."""
-        session = self.new_session()
+        """Async write block: commits on success, rolls back on error (nothing committed)."""
+        session = await self.new_session_async()
         try:
             yield session
         except BaseException:

@@ -34,7 +34,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -630,19 +630,6 @@ class IcechunkStore(Store):
                 f"cannot start a write on branch {branch!r} of {self._uri}: {exc}"
             ) from exc
         return IcechunkSession(self, session)
-
-    @contextlib.asynccontextmanager
-    async def session_async(
-        self, message: str = "zcollection write"
-    ) -> AsyncIterator[StoreSession]:
-        """Async write block: one commit on success, nothing committed on error."""
-        session = await self.new_session_async()
-        try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        await session.commit(message)
 
 
 def _from_url(url: str, read_only: bool, storage_options: dict[str, Any] | None) -> Store:

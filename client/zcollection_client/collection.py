@@ -17,7 +17,7 @@ import pyarrow.flight as flight
 import zcollection as zc
 from zcollection.config import STREAM_BUFFER_BYTES
 from zcollection.conform import conform
-from zcollection.data.ops import concat
+from zcollection.data.ops import check_same_variables, concat
 from zcollection.merge import STRATEGIES, MergeCallable, UpsertWithin
 from zcollection.partitioning import partition_rows
 from zcollection_proto import (
@@ -298,7 +298,7 @@ class RemoteCollection:
             yield from head
             for dataset in iterator:
                 more, moving = self._split_immutable(dataset)
-                _check_same_immutable(fixed, more)
+                check_same_variables(fixed, more)
                 for batch in dataset_to_batches(self._grouped(moving, regroup), axis=self._axis):
                     if not batch.schema.equals(schema, check_metadata=False):
                         raise zc.SchemaError(
@@ -628,15 +628,3 @@ def _from_async(
             yield asyncio.run_coroutine_threadsafe(step(), loop).result()
         except StopAsyncIteration:
             return
-
-
-def _check_same_immutable(first: dict[str, zc.Variable], more: dict[str, zc.Variable]) -> None:
-    """Refuse immutable values that differ from those of the first dataset of a stream."""
-    for name, variable in more.items():
-        old = first.get(name)
-        if old is None or not numpy.array_equal(
-            old.to_numpy(), variable.to_numpy(), equal_nan=variable.dtype.kind in "fc"
-        ):
-            raise zc.SchemaError(
-                f"immutable variable {name!r} differs from one dataset of the stream to another"
-            )

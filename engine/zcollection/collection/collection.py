@@ -15,7 +15,7 @@ from .._sync import run_sync
 from ..config import config
 from ..conform import conform
 from ..data import Dataset, Variable
-from ..data.ops import concat, full_variable
+from ..data.ops import check_same_variables, concat, full_variable, same_array
 from ..errors import (
     CatalogDisabledError,
     CollectionExistsError,
@@ -661,7 +661,7 @@ class Collection:
         items = [
             (rel, var)
             for (rel, var), old in zip(candidates, stored, strict=True)
-            if not _same_array(old, var.to_numpy())
+            if not same_array(old, var.to_numpy())
         ]
         if not items:
             return
@@ -1055,15 +1055,6 @@ class Collection:
         return run_sync(self.repair_catalog_async())
 
 
-def _same_array(stored: numpy.ndarray[Any, Any] | None, new: numpy.ndarray[Any, Any]) -> bool:
-    """Return whether ``stored`` holds exactly ``new`` (same dtype, shape and bytes)."""
-    if stored is None or stored.dtype != new.dtype or stored.shape != new.shape:
-        return False
-    if new.dtype.hasobject:
-        return False
-    return numpy.ascontiguousarray(stored).tobytes() == numpy.ascontiguousarray(new).tobytes()
-
-
 __all__ = ["Collection"]
 
 
@@ -1111,11 +1102,5 @@ def _immutable_of(data: Dataset, seen: Dataset | None) -> Dataset | None:
     found = data.select(fixed)
     if seen is None:
         return found
-    before = seen.all_variables()
-    for name, variable in found.all_variables().items():
-        old = before.get(name)
-        if old is None or not _same_array(old.to_numpy(), variable.to_numpy()):
-            raise SchemaError(
-                f"immutable variable {name!r} differs from one dataset of the stream to another"
-            )
+    check_same_variables(seen.all_variables(), found.all_variables())
     return seen

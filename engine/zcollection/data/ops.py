@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy
 
+from ..errors import SchemaError
 from ..schema import VariableSchema
 from .dataset import Dataset
 from .variable import Variable
@@ -61,3 +62,27 @@ def full_variable(schema: VariableSchema, sizes: dict[str, int]) -> Variable:
 def take(dataset: Dataset, dim: str, index: Any) -> Dataset:
     """Return ``dataset`` indexed along ``dim`` by a slice or an integer array."""
     return dataset.isel(dim, index)
+
+
+def same_array(stored: numpy.ndarray[Any, Any] | None, new: numpy.ndarray[Any, Any]) -> bool:
+    """Return whether ``stored`` holds exactly ``new`` (same dtype, shape and bytes)."""
+    if stored is None or stored.dtype != new.dtype or stored.shape != new.shape:
+        return False
+    if new.dtype.hasobject:
+        return False
+    return numpy.ascontiguousarray(stored).tobytes() == numpy.ascontiguousarray(new).tobytes()
+
+
+def check_same_variables(seen: Mapping[str, Variable], new: Mapping[str, Variable]) -> None:
+    """Refuse variables of ``new`` that are absent from ``seen`` or hold other values.
+
+    Raises:
+        SchemaError: Naming the first such variable (the immutable variables of a stream of
+            datasets must be the same in each).
+    """
+    for name, variable in new.items():
+        old = seen.get(name)
+        if old is None or not same_array(old.to_numpy(), variable.to_numpy()):
+            raise SchemaError(
+                f"immutable variable {name!r} differs from one dataset of the stream to another"
+            )
